@@ -1,0 +1,1 @@
+//! (IR not built yet)
