@@ -88,7 +88,7 @@ impl ValueType {
             s.dim
                 .iter()
                 .map(|d| match &d.value {
-                    Some(DimValue::DimValue(v)) => Dim::Known(*v),
+                    Some(DimValue::DimValue(v)) if *v >= 0 => Dim::Known(*v),
                     Some(DimValue::DimParam(p)) if !p.is_empty() => Dim::Param(p.clone()),
                     _ => Dim::Unknown,
                 })
