@@ -8,7 +8,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::tree::KeyTree;
+use super::tree::{KeyEntry, KeyTree};
 
 /// A 1-based line and column in the config file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,105 +91,47 @@ fn hint_suffix(hint: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// What part of the document an error's position says it is about.
+enum Subject {
+    /// The value at the position is itself wrong (or, for errors serde-saphyr reports at the
+    /// key, the value of the key there): `key: ...`.
+    Value,
+    /// Something inside the value at the position: `in `key`: ...` for a mapping or list.
+    Inside,
+    /// A mapping or list that starts at the position, or holds the key there (a missing key).
+    Container,
+    /// Nothing to add: the message names the key itself.
+    Named,
+}
+
 impl ConfigError {
     /// Turns a serde-saphyr error on `text` (read from `file`) into a located, hinted error.
     pub(crate) fn from_yaml(file: PathBuf, text: &str, error: &serde_saphyr::Error) -> Self {
-        use serde_saphyr::Error as E;
         let error = error.without_snippet();
         let position = error.location().as_ref().and_then(Position::of);
         let tree = position.and_then(|_| KeyTree::parse(text));
-        // The key whose value is at the error names what is wrong; when that value is a
-        // mapping or list, the error concerns something inside it.
-        let context = position
-            .and_then(|p| tree.as_ref()?.value_at(p))
-            .map(|entry| {
-                let key = entry.path.join(".");
-                if entry.value_is_container {
-                    format!("in `{key}`")
-                } else {
-                    key
-                }
-            });
-        let (message, hint) = match error {
-            E::SerdeUnknownField {
-                field, expected, ..
-            } => {
-                let section = position
-                    .and_then(|p| tree.as_ref()?.key_at(p))
-                    .map(|entry| entry.path[..entry.path.len().saturating_sub(1)].join("."))
-                    .filter(|section| !section.is_empty());
-                let message = match &section {
-                    Some(section) => format!("unknown key `{field}` in `{section}`"),
-                    None => format!("unknown key `{field}`"),
-                };
-                return Self::parse(
-                    file,
-                    position,
-                    message,
-                    choice_hint("valid keys here", field, expected),
-                );
-            }
-            E::SerdeUnknownVariant {
-                variant, expected, ..
-            } => (
-                format!("unknown value `{variant}`"),
-                Some(choice_hint("allowed values", variant, expected)),
-            ),
-            E::SerdeMissingField { field, .. } if *field == "model" => (
-                "missing key `model`".to_owned(),
-                Some("every config names its ONNX model: `model: path/to/model.onnx`".to_owned()),
-            ),
-            E::SerdeMissingField { field, .. } => (
-                format!("missing key `{field}`"),
-                Some(format!("add `{field}:` to this mapping")),
-            ),
-            E::DuplicateMappingKey { key, .. } => (
-                match key {
-                    Some(key) => format!("duplicate key `{key}`"),
-                    None => "duplicate key".to_owned(),
+        let (message, hint, subject) = describe(error, text, position, tree.as_ref());
+        // Name the key the error is about: `opset: ...`, or `in `calibration.data`: ...` when
+        // the position is a mapping or list that holds the problem.
+        let context = position.zip(tree.as_ref()).and_then(|(p, tree)| {
+            let inside = |entry: &KeyEntry| format!("in `{}`", entry.path.join("."));
+            let at_value = tree.value_at(p);
+            match subject {
+                Subject::Inside => match at_value {
+                    Some(entry) if entry.value_is_container => Some(inside(entry)),
+                    Some(entry) => Some(entry.path.join(".")),
+                    None => tree.key_at(p).map(|entry| entry.path.join(".")),
                 },
-                Some("each key may appear once in a mapping: keep one".to_owned()),
-            ),
-            E::InvalidScalar { ty, .. } => {
-                let token = position.map(|p| token_at(text, p)).unwrap_or_default();
-                (
-                    format!(
-                        "wrong type: expected {}, found `{token}`",
-                        friendly_type(ty)
-                    ),
-                    None,
-                )
+                Subject::Value => at_value
+                    .or_else(|| tree.key_at(p))
+                    .map(|entry| entry.path.join(".")),
+                Subject::Container => at_value
+                    .filter(|entry| entry.value_is_container)
+                    .or_else(|| tree.parent(tree.key_at(p)?))
+                    .map(inside),
+                Subject::Named => None,
             }
-            E::Unexpected { expected, .. } => (
-                format!("wrong type: expected {}", friendly_type(expected)),
-                None,
-            ),
-            E::SerdeInvalidType {
-                unexpected,
-                expected,
-                ..
-            } => (
-                format!("wrong type: expected {expected}, found {unexpected}"),
-                None,
-            ),
-            E::SerdeInvalidValue {
-                unexpected,
-                expected,
-                ..
-            } => (
-                format!("invalid value: expected {expected}, found {unexpected}"),
-                None,
-            ),
-            E::SerdeInvalidLength { len, expected, .. } => (
-                format!("wrong length: expected {expected}, found {len} items"),
-                None,
-            ),
-            E::Eof { .. } => (
-                "the config is empty".to_owned(),
-                Some("a minimal config is `model: path/to/model.onnx`".to_owned()),
-            ),
-            other => (plain_message(other), None),
-        };
+        });
         let message = match context {
             Some(context) => format!("{context}: {message}"),
             None => message,
@@ -201,14 +143,97 @@ impl ConfigError {
             hint,
         }
     }
+}
 
-    fn parse(file: PathBuf, position: Option<Position>, message: String, hint: String) -> Self {
-        Self::Parse {
-            file,
-            position,
-            message,
-            hint: Some(hint),
+/// The message, hint and subject of a serde-saphyr error.
+fn describe(
+    error: &serde_saphyr::Error,
+    text: &str,
+    position: Option<Position>,
+    tree: Option<&KeyTree>,
+) -> (String, Option<String>, Subject) {
+    use serde_saphyr::Error as E;
+    match error {
+        E::SerdeUnknownField {
+            field, expected, ..
+        } => {
+            let section = position
+                .and_then(|p| tree?.key_at(p))
+                .map(|entry| entry.path[..entry.path.len().saturating_sub(1)].join("."))
+                .filter(|section| !section.is_empty());
+            let message = match &section {
+                Some(section) => format!("unknown key `{field}` in `{section}`"),
+                None => format!("unknown key `{field}`"),
+            };
+            (
+                message,
+                Some(choice_hint("valid keys here", field, expected)),
+                Subject::Named,
+            )
         }
+        E::SerdeUnknownVariant {
+            variant, expected, ..
+        } => (
+            format!("unknown value `{variant}`"),
+            Some(choice_hint("allowed values", variant, expected)),
+            Subject::Value,
+        ),
+        E::SerdeMissingField { field, .. } if *field == "model" => (
+            "missing key `model`".to_owned(),
+            Some("every config names its ONNX model: `model: path/to/model.onnx`".to_owned()),
+            Subject::Named,
+        ),
+        E::SerdeMissingField { field, .. } => (
+            format!("missing key `{field}`"),
+            Some(format!("add `{field}:` to this mapping")),
+            Subject::Container,
+        ),
+        E::DuplicateMappingKey { key, .. } => (
+            match key {
+                Some(key) => format!("duplicate key `{key}`"),
+                None => "duplicate key".to_owned(),
+            },
+            Some("each key may appear once in a mapping: keep one".to_owned()),
+            Subject::Named,
+        ),
+        E::InvalidScalar { ty, .. } => {
+            let token = position.map(|p| token_at(text, p)).unwrap_or_default();
+            let message = format!(
+                "wrong type: expected {}, found `{token}`",
+                friendly_type(ty)
+            );
+            (message, None, Subject::Value)
+        }
+        E::Unexpected { expected, .. } => {
+            let message = format!("wrong type: expected {}", friendly_type(expected));
+            (message, None, Subject::Value)
+        }
+        E::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        } => {
+            let message = format!("wrong type: expected {expected}, found {unexpected}");
+            (message, None, Subject::Value)
+        }
+        E::SerdeInvalidValue {
+            unexpected,
+            expected,
+            ..
+        } => {
+            let message = format!("invalid value: expected {expected}, found {unexpected}");
+            (message, None, Subject::Inside)
+        }
+        E::SerdeInvalidLength { len, expected, .. } => {
+            let message = format!("wrong length: expected {expected}, found {len} items");
+            (message, None, Subject::Value)
+        }
+        E::Eof { .. } => (
+            "the config is empty".to_owned(),
+            Some("a minimal config is `model: path/to/model.onnx`".to_owned()),
+            Subject::Named,
+        ),
+        other => (plain_message(other), None, Subject::Inside),
     }
 }
 

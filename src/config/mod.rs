@@ -75,6 +75,20 @@ pub struct Config {
     pub report: ReportSection,
 }
 
+/// How config text is read: duplicate keys are errors (serde-saphyr's default); no source
+/// snippets (errors are one line); alias expansion capped at 10k replayed events, far below
+/// serde-saphyr's default of a million (a config never needs more, and a billion-laughs file
+/// then fails in ~0.1 s instead of seconds); NaN and infinities reach the schema, which judges
+/// them with a position.
+pub(crate) fn yaml_options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::options! {
+        with_snippet: false,
+        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
+    };
+    options.alias_limits.max_total_replayed_events = 10_000;
+    options
+}
+
 impl Config {
     /// The default target opset.
     pub const DEFAULT_OPSET: u32 = 17;
@@ -123,7 +137,7 @@ impl Config {
     /// Parses, resolves and validates config `text` as if read from the file at `path` (which
     /// need not exist: it names the file in errors and anchors relative paths).
     pub fn from_yaml(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let options = serde_saphyr::options! { with_snippet: false };
+        let options = yaml_options();
         let mut config: Self = serde_saphyr::from_str_with_options(text, options)
             .map_err(|error| ConfigError::from_yaml(path.to_owned(), text, &error))?;
         config.validate().map_err(|problem| ConfigError::Invalid {

@@ -34,11 +34,7 @@ impl KeyTree {
     /// Reads `text`; `None` when it is not YAML this reader can walk (the caller then reports
     /// positions without key paths).
     pub fn parse(text: &str) -> Option<Self> {
-        // Any float is a scalar here, NaN and infinities included (the schema judges them).
-        let options = serde_saphyr::options! {
-            with_snippet: false,
-            non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
-        };
+        let options = super::yaml_options();
         let root: Spanned<Node> = serde_saphyr::from_str_with_options(text, options).ok()?;
         let mut tree = Self::default();
         tree.collect(&mut Vec::new(), &root.value);
@@ -67,6 +63,14 @@ impl KeyTree {
     /// The entry whose value starts at `position`.
     pub fn value_at(&self, position: Position) -> Option<&KeyEntry> {
         self.entries.iter().find(|entry| entry.value_at == position)
+    }
+
+    /// The entry holding `entry` (none for a top-level key).
+    pub fn parent(&self, entry: &KeyEntry) -> Option<&KeyEntry> {
+        let (_, parent) = entry.path.split_last()?;
+        self.entries
+            .iter()
+            .find(|candidate| candidate.path == parent)
     }
 
     /// The entry whose key starts at `position`.
