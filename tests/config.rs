@@ -115,6 +115,37 @@ fn a_section_with_every_key_commented_out_takes_its_defaults() {
     assert_eq!(config.verify, Config::default_with_model("m.onnx").verify);
 }
 
+#[test]
+fn a_partial_section_keeps_the_defaults_of_the_keys_left_out() {
+    let config = parse(
+        "model: m.onnx\nquantization:\n  weight: {n_bits: 8}\n  activation: {per_channel: \
+         false}\ncalibration: {method: max}\n",
+    )
+    .unwrap();
+    let q = &config.quantization;
+    assert!(
+        q.weight.per_channel,
+        "weights stay per-channel when only n_bits is given"
+    );
+    assert!(q.weight.symmetric && q.activation.symmetric);
+    assert_eq!((q.activation.n_bits, q.activation.per_channel), (8, false));
+    assert_eq!(q.skip_weight_quant_for, ["LayerNormalization"]);
+    assert_eq!(config.calibration.method, CalibMethod::Max);
+    assert_eq!(
+        (
+            config.calibration.percentile,
+            config.calibration.max_samples
+        ),
+        (99.99, 512)
+    );
+    let evaluation = parse("model: m.onnx\nevaluation: {max_samples: 8}\n")
+        .unwrap()
+        .evaluation;
+    let evaluation = evaluation.unwrap();
+    assert_eq!(evaluation.data, DataSource::Synthetic { seed: 1 });
+    assert_eq!(evaluation.max_samples, 8);
+}
+
 /// Every key path of a JSON value (`a.b.c`); the data forms of calibration and evaluation share
 /// one namespace (`*.data.key`), list items are not descended into.
 fn key_paths(value: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
@@ -297,6 +328,12 @@ fn unknown_key_names_its_section_position_and_the_closest_valid_key() {
          `inputs`, `opset`, `target`, `patterns`, `quantization`, `calibration`, `evaluation`, \
          `tensorrt`, `verify`, `compare`, `report`)"
     );
+    let nested = error_of("model: m.onnx\nquantization: {activation: {nbits: 8}}\n");
+    assert_eq!(
+        nested,
+        "dir/test.yaml:2:29: unknown key `nbits` in `quantization.activation` (hint: did you mean \
+         `n_bits`? valid keys here: `n_bits`, `symmetric`, `per_channel`)"
+    );
     let in_data = error_of("model: m.onnx\ncalibration:\n  data: {kind: npy, pth: a.npy}\n");
     assert!(
         in_data.starts_with(
@@ -435,6 +472,15 @@ fn out_of_range_values_point_at_the_value() {
         "dir/test.yaml:2:15: calibration.batch_size: invalid value: expected a positive integer \
          or `auto`, found string \"big\""
     );
+    assert!(
+        error_of("model: m.onnx\ncalibration:\n  batch_size: big\n").starts_with(
+            "dir/test.yaml:3:3: calibration.batch_size: invalid value: expected a positive integer"
+        )
+    );
+    assert!(
+        error_of("model:\n  a: 1\n")
+            .starts_with("dir/test.yaml:2:3: model: wrong type: expected a string")
+    );
     let auto = parse("model: m.onnx\ncalibration: {batch_size: auto, device: cuda}\n").unwrap();
     assert_eq!(auto.calibration.batch_size, BatchSize::Auto);
     assert!(
@@ -466,6 +512,11 @@ fn data_keys_must_belong_to_the_kind() {
         error_of("model: m.onnx\ncalibration:\n  data: {kind: npz}\n"),
         "dir/test.yaml:3:9: in `calibration.data`: `kind: npz` needs `path` (a file or folder, \
          relative to this config)"
+    );
+    let block = error_of("model: m.onnx\ncalibration:\n  data:\n    kind: npy\n    seed: 3\n");
+    assert!(
+        block.starts_with("dir/test.yaml:4:5: in `calibration.data`: `seed` applies only"),
+        "{block}"
     );
     assert_eq!(
         error_of("model: m.onnx\ncalibration:\n  data:\n    path: a.npy\n"),

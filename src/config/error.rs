@@ -29,6 +29,12 @@ impl Position {
     }
 }
 
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
 /// A value that parsed but is not allowed, found by [`Config::validate`](super::Config::validate).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {message}{}", hint_suffix(.hint))]
@@ -80,9 +86,7 @@ pub enum ConfigError {
 }
 
 fn position_suffix(position: &Option<Position>) -> String {
-    position
-        .map(|p| format!(":{}:{}", p.line, p.column))
-        .unwrap_or_default()
+    position.map(|p| format!(":{p}")).unwrap_or_default()
 }
 
 fn hint_suffix(hint: &Option<String>) -> String {
@@ -93,9 +97,11 @@ fn hint_suffix(hint: &Option<String>) -> String {
 
 /// What part of the document an error's position says it is about.
 enum Subject {
-    /// The value at the position is itself wrong (or, for errors serde-saphyr reports at the
-    /// key, the value of the key there): `key: ...`.
+    /// The value at the position is itself wrong: `key: ...`.
     Value,
+    /// The value of the key at the position (serde-saphyr reports the errors of a value's
+    /// own visitor at its key; in block style that is also where the parent mapping starts).
+    Key,
     /// Something inside the value at the position: `in `key`: ...` for a mapping or list.
     Inside,
     /// A mapping or list that starts at the position, or holds the key there (a missing key).
@@ -124,6 +130,10 @@ impl ConfigError {
                 },
                 Subject::Value => at_value
                     .or_else(|| tree.key_at(p))
+                    .map(|entry| entry.path.join(".")),
+                Subject::Key => tree
+                    .key_at(p)
+                    .or(at_value)
                     .map(|entry| entry.path.join(".")),
                 Subject::Container => at_value
                     .filter(|entry| entry.value_is_container)
@@ -222,7 +232,7 @@ fn describe(
             ..
         } => {
             let message = format!("invalid value: expected {expected}, found {unexpected}");
-            (message, None, Subject::Inside)
+            (message, None, Subject::Key)
         }
         E::SerdeInvalidLength { len, expected, .. } => {
             let message = format!("wrong length: expected {expected}, found {len} items");
@@ -239,13 +249,14 @@ fn describe(
 
 /// serde-saphyr's names of scalar and container kinds, as a user would say them.
 fn friendly_type(name: &str) -> String {
-    let unsigned =
-        name.len() > 1 && name.starts_with('u') && name[1..].chars().all(|c| c.is_ascii_digit());
-    let signed =
-        name.len() > 1 && name.starts_with('i') && name[1..].chars().all(|c| c.is_ascii_digit());
+    let sized = |prefix: char| {
+        name.strip_prefix(prefix).is_some_and(|bits| {
+            bits == "size" || (!bits.is_empty() && bits.chars().all(|c| c.is_ascii_digit()))
+        })
+    };
     match name {
-        _ if unsigned || name == "usize" => "a non-negative integer",
-        _ if signed || name == "isize" => "an integer",
+        _ if sized('u') => "a non-negative integer",
+        _ if sized('i') => "an integer",
         "f32" | "f64" | "floating point" => "a number",
         "boolean" | "bool" => "true or false",
         "string scalar" | "string" => "a string",
@@ -323,12 +334,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
         previous = current;
     }
     previous[b.len()]
-}
-
-impl fmt::Display for Position {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.line, self.column)
-    }
 }
 
 #[cfg(test)]

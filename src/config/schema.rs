@@ -64,29 +64,18 @@ pub enum WeightsAs {
 }
 
 /// Bit width, symmetry and granularity of one kind of tensor (`quantization.activation|weight`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Keys left out of one take that kind's default, so `weight: {n_bits: 8}` stays per-channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct TensorQuantSection {
     /// Bits of the quantized integer type.
-    #[serde(default = "TensorQuantSection::default_n_bits")]
     pub n_bits: u32,
     /// Zero point fixed at 0.
-    #[serde(default = "TensorQuantSection::default_symmetric")]
     pub symmetric: bool,
     /// One scale per output channel instead of one per tensor.
-    #[serde(default)]
     pub per_channel: bool,
 }
 
 impl TensorQuantSection {
-    fn default_n_bits() -> u32 {
-        8
-    }
-
-    fn default_symmetric() -> bool {
-        true
-    }
-
     /// Defaults for activations: 8 bits, symmetric, per tensor.
     pub fn activation_default() -> Self {
         Self {
@@ -106,6 +95,44 @@ impl TensorQuantSection {
     }
 }
 
+/// A [`TensorQuantSection`] as written, before the kind's defaults fill the keys left out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TensorQuantKeys {
+    n_bits: Option<u32>,
+    symmetric: Option<bool>,
+    per_channel: Option<bool>,
+}
+
+impl TensorQuantKeys {
+    /// Reads the section (null: all left out) and fills it from `defaults`.
+    fn read<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+        defaults: TensorQuantSection,
+    ) -> Result<TensorQuantSection, D::Error> {
+        let Some(keys) = Option::<Self>::deserialize(deserializer)? else {
+            return Ok(defaults);
+        };
+        Ok(TensorQuantSection {
+            n_bits: keys.n_bits.unwrap_or(defaults.n_bits),
+            symmetric: keys.symmetric.unwrap_or(defaults.symmetric),
+            per_channel: keys.per_channel.unwrap_or(defaults.per_channel),
+        })
+    }
+}
+
+fn activation_keys<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<TensorQuantSection, D::Error> {
+    TensorQuantKeys::read(deserializer, TensorQuantSection::activation_default())
+}
+
+fn weight_keys<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<TensorQuantSection, D::Error> {
+    TensorQuantKeys::read(deserializer, TensorQuantSection::weight_default())
+}
+
 /// The `quantization` section: placement strategy and number formats.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -113,10 +140,10 @@ pub struct QuantizationSection {
     /// Where Q/DQ pairs go.
     pub strategy: Strategy,
     /// Number format of activations.
-    #[serde(default = "TensorQuantSection::activation_default")]
+    #[serde(deserialize_with = "activation_keys")]
     pub activation: TensorQuantSection,
     /// Number format of weights.
-    #[serde(default = "TensorQuantSection::weight_default")]
+    #[serde(deserialize_with = "weight_keys")]
     pub weight: TensorQuantSection,
     /// ONNX op types whose weights stay float.
     pub skip_weight_quant_for: Vec<String>,
