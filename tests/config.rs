@@ -288,11 +288,14 @@ fn relative_paths_resolve_against_the_config_folder() {
     );
     assert_eq!(
         config.calibration.data.path(),
-        Some(&folder.join("calib/x.npy"))
+        Some(folder.join("calib/x.npy").as_path())
     );
     assert!(!config.calibration_is_synthetic());
     let evaluation = config.evaluation.as_ref().unwrap();
-    assert_eq!(evaluation.data.path(), Some(&folder.join("../held.npz")));
+    assert_eq!(
+        evaluation.data.path(),
+        Some(folder.join("../held.npz").as_path())
+    );
     assert_eq!(config.tensorrt.trtexec, folder.join("tools/trtexec"));
     assert_eq!(
         config.tensorrt.timing_cache,

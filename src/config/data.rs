@@ -9,7 +9,7 @@
 //! then checked into a [`DataSource`], so that a key given to the wrong kind is an error that
 //! says which kinds take it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +49,7 @@ impl Default for DataSource {
 
 impl DataSource {
     /// The file or folder this source reads, if any.
-    pub fn path(&self) -> Option<&PathBuf> {
+    pub fn path(&self) -> Option<&Path> {
         match self {
             Self::Npy { path } | Self::Npz { path } | Self::NpyDir { path } => Some(path),
             Self::Images(images) => Some(&images.path),
@@ -69,8 +69,7 @@ impl DataSource {
 
 /// A folder of images and how each becomes an input tensor: resize, center crop, pixel values
 /// times `scale`, then `(x - mean) / std` per channel, in `color` order and `layout`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ImageData {
     /// The folder of images.
     pub path: PathBuf,
