@@ -350,7 +350,8 @@ fn unknown_key_names_its_section_position_and_the_closest_valid_key() {
 fn wrong_type_names_the_key_and_what_was_expected() {
     assert_eq!(
         error_of("model: m.onnx\nopset: seventeen\n"),
-        "dir/test.yaml:2:8: opset: wrong type: expected a non-negative integer, found `seventeen`"
+        "dir/test.yaml:2:8: opset: wrong type: expected a non-negative integer, found `seventeen` \
+         (hint: the default is `17`)"
     );
     assert_eq!(
         error_of("model: m.onnx\ninputs:\n  input: [1, -3]\n"),
@@ -358,12 +359,14 @@ fn wrong_type_names_the_key_and_what_was_expected() {
     );
     assert_eq!(
         error_of("model: m.onnx\ncompare: {fp16: maybe}\n"),
-        "dir/test.yaml:2:17: compare.fp16: wrong type: expected true or false, found `maybe`"
+        "dir/test.yaml:2:17: compare.fp16: wrong type: expected true or false, found `maybe` \
+         (hint: the default is `true`)"
     );
     assert_eq!(
         error_of("model: m.onnx\nquantization: pattern\n"),
         "dir/test.yaml:2:15: quantization: wrong type: expected a mapping (`key: value` lines or \
-         `{key: value}`)"
+         `{key: value}`) (hint: its keys are `activation`, `quantize_depthwise`, \
+         `skip_weight_quant_for`, `strategy`, `tie_groups`, `weight`, `weights_as`)"
     );
 }
 
@@ -473,7 +476,7 @@ fn out_of_range_values_point_at_the_value() {
     assert_eq!(
         error_of("model: m.onnx\ncalibration: {batch_size: big}\n"),
         "dir/test.yaml:2:15: calibration.batch_size: invalid value: expected a positive integer \
-         or `auto`, found string \"big\""
+         or `auto`, found string \"big\" (hint: the default is `8`)"
     );
     assert!(
         error_of("model: m.onnx\ncalibration:\n  batch_size: big\n").starts_with(
@@ -529,7 +532,7 @@ fn data_keys_must_belong_to_the_kind() {
     assert_eq!(
         error_of("model: m.onnx\ncalibration: {data: [npy]}\n"),
         "dir/test.yaml:2:21: calibration.data: wrong type: expected a mapping (`key: value` lines \
-         or `{key: value}`)"
+         or `{key: value}`) (hint: the default is `{kind: synthetic, seed: 0}`)"
     );
     assert!(
         error_of("model: m.onnx\ncalibration:\n  data: {kind: images, path: d, resize: [1, 2, 3]}\n")

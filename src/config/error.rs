@@ -8,7 +8,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::tree::{KeyEntry, KeyTree};
+use super::Config;
+use super::tree::KeyTree;
 
 /// A 1-based line and column in the config file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,34 +118,29 @@ impl ConfigError {
         let position = error.location().as_ref().and_then(Position::of);
         let tree = position.and_then(|_| KeyTree::parse(text));
         let (message, hint, subject) = describe(error, text, position, tree.as_ref());
-        // Name the key the error is about: `opset: ...`, or `in `calibration.data`: ...` when
-        // the position is a mapping or list that holds the problem.
-        let context = position.zip(tree.as_ref()).and_then(|(p, tree)| {
-            let inside = |entry: &KeyEntry| format!("in `{}`", entry.path.join("."));
+        // The key the error is about, and whether the problem is inside its mapping or list.
+        let subject_entry = position.zip(tree.as_ref()).and_then(|(p, tree)| {
             let at_value = tree.value_at(p);
             match subject {
-                Subject::Inside => match at_value {
-                    Some(entry) if entry.value_is_container => Some(inside(entry)),
-                    Some(entry) => Some(entry.path.join(".")),
-                    None => tree.key_at(p).map(|entry| entry.path.join(".")),
-                },
-                Subject::Value => at_value
+                Subject::Inside => at_value
                     .or_else(|| tree.key_at(p))
-                    .map(|entry| entry.path.join(".")),
-                Subject::Key => tree
-                    .key_at(p)
-                    .or(at_value)
-                    .map(|entry| entry.path.join(".")),
+                    .map(|entry| (entry, entry.value_is_container && entry.value_at == p)),
+                Subject::Value => at_value.or_else(|| tree.key_at(p)).map(|e| (e, false)),
+                Subject::Key => tree.key_at(p).or(at_value).map(|e| (e, false)),
                 Subject::Container => at_value
                     .filter(|entry| entry.value_is_container)
                     .or_else(|| tree.parent(tree.key_at(p)?))
-                    .map(inside),
+                    .map(|entry| (entry, true)),
                 Subject::Named => None,
             }
         });
-        let message = match context {
-            Some(context) => format!("{context}: {message}"),
-            None => message,
+        let (message, hint) = match subject_entry {
+            Some((entry, true)) => (format!("in `{}`: {message}", entry.path.join(".")), hint),
+            Some((entry, false)) => (
+                format!("{}: {message}", entry.path.join(".")),
+                hint.or_else(|| expected_hint(&entry.path)),
+            ),
+            None => (message, hint),
         };
         Self::Parse {
             file,
@@ -153,6 +149,55 @@ impl ConfigError {
             hint,
         }
     }
+}
+
+/// What the schema holds at `path`, from the defaults: the default value when it is short,
+/// else the keys of the section.
+fn expected_hint(path: &[String]) -> Option<String> {
+    let defaults = serde_json::to_value(Config::default_with_model("model.onnx")).ok()?;
+    let value = path
+        .iter()
+        .try_fold(&defaults, |value, key| value.get(key.as_str()))?;
+    let written = flow_yaml(value);
+    match value {
+        _ if written.len() <= 60 => Some(format!("the default is `{written}`")),
+        serde_json::Value::Object(section) => {
+            let keys: Vec<String> = section.keys().map(|key| format!("`{key}`")).collect();
+            Some(format!("its keys are {}", keys.join(", ")))
+        }
+        _ => None,
+    }
+}
+
+/// `value` written as YAML on one line (flow style): `{kind: synthetic, seed: 0}`.
+fn flow_yaml(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let entries: Vec<String> = map
+                .iter()
+                .map(|(key, value)| format!("{key}: {}", flow_yaml(value)))
+                .collect();
+            format!("{{{}}}", entries.join(", "))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(flow_yaml).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::String(text) if is_plain(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether `text` can be written unquoted in YAML and reads back as the same string.
+fn is_plain(text: &str) -> bool {
+    let reserved = ["null", "true", "false", "~", "yes", "no", "on", "off"];
+    !text.is_empty()
+        && !reserved.contains(&text.to_ascii_lowercase().as_str())
+        && text.parse::<f64>().is_err()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
 /// The message, hint and subject of a serde-saphyr error.
@@ -347,6 +392,19 @@ mod tests {
         assert_eq!(edit_distance("opst", "opset"), 1);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("Entropy", "entropy"), 0);
+    }
+
+    #[test]
+    fn flow_yaml_quotes_only_strings_yaml_would_read_differently() {
+        use serde_json::json;
+        let data = json!({"kind": "synthetic", "seed": 0});
+        assert_eq!(flow_yaml(&data), "{kind: synthetic, seed: 0}");
+        assert_eq!(flow_yaml(&json!(["markdown", "json"])), "[markdown, json]");
+        assert_eq!(flow_yaml(&json!("strongly-typed")), "strongly-typed");
+        assert_eq!(flow_yaml(&json!("true")), "\"true\"");
+        assert_eq!(flow_yaml(&json!("1.5")), "\"1.5\"");
+        assert_eq!(flow_yaml(&json!("a b")), "\"a b\"");
+        assert_eq!(flow_yaml(&json!(null)), "null");
     }
 
     #[test]
