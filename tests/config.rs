@@ -107,7 +107,14 @@ fn minimal_config_takes_every_default_of_design_md() {
 
 #[test]
 fn a_section_with_every_key_commented_out_takes_its_defaults() {
-    let config = parse("model: m.onnx\ncalibration:\n  # method: max\nverify:\n").unwrap();
+    let config = parse(
+        "model: m.onnx\ncalibration:\n  # method: max\n  data:\nverify:\nevaluation: {data: }\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.evaluation.unwrap().data,
+        DataSource::Synthetic { seed: 1 }
+    );
     assert_eq!(
         config.calibration,
         Config::default_with_model("m.onnx").calibration

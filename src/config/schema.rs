@@ -270,6 +270,7 @@ impl serde::de::Visitor<'_> for BatchSizeVisitor {
 #[serde(default, deny_unknown_fields)]
 pub struct CalibrationSection {
     /// Where the calibration samples come from.
+    #[serde(deserialize_with = "null_as_default")]
     pub data: DataSource,
     /// How a range is chosen from the observed values.
     pub method: CalibMethod,
@@ -301,18 +302,31 @@ impl Default for CalibrationSection {
 #[serde(default, deny_unknown_fields)]
 pub struct EvaluationSection {
     /// Where the evaluation samples come from.
+    #[serde(deserialize_with = "evaluation_data")]
     pub data: DataSource,
     /// At most this many samples are used.
     pub max_samples: usize,
 }
 
+impl EvaluationSection {
+    /// Evaluation samples unless given: synthetic, seeded apart from calibration's default.
+    pub const DEFAULT_DATA: DataSource = DataSource::Synthetic { seed: 1 };
+}
+
 impl Default for EvaluationSection {
     fn default() -> Self {
         Self {
-            data: DataSource::Synthetic { seed: 1 },
+            data: Self::DEFAULT_DATA,
             max_samples: 64,
         }
     }
+}
+
+/// `evaluation.data`, null read as [`EvaluationSection::DEFAULT_DATA`].
+fn evaluation_data<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<DataSource, D::Error> {
+    Ok(Option::deserialize(deserializer)?.unwrap_or(EvaluationSection::DEFAULT_DATA))
 }
 
 /// How TensorRT decides layer precisions (`tensorrt.typing`).
