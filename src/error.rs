@@ -21,6 +21,9 @@ pub enum Error {
     /// Loading or saving an ONNX file failed (the message names the file).
     #[error(transparent)]
     Onnx(#[from] OnnxError),
+    /// The config file is invalid (the message names file, line and column).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// A model's graph is invalid or a pass cannot handle it.
     #[error("{path}: {source}")]
     Graph {

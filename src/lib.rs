@@ -6,6 +6,7 @@
 //! → calibrate ([`calib`], on an [`exec`] backend) → export → engine ([`trt`]) → verify
 //! ([`verify`]) → report ([`report`]). The YAML schema lives in [`config`].
 
+pub mod artifacts;
 pub mod calib;
 pub mod config;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod graph;
 pub mod inspect;
 pub mod onnx;
 pub mod patterns;
+pub mod pipeline;
 pub mod quantize;
 pub mod report;
 pub mod trt;
@@ -23,6 +25,14 @@ pub mod verify;
 pub use error::Error;
 
 use std::path::Path;
+
+/// Computes a node's outputs from constant inputs with the CPU kernels (normalization's folding).
+pub fn fold_evaluator(
+    node: &graph::Node,
+    inputs: &[Option<&graph::Tensor>],
+) -> Result<Vec<graph::Tensor>, String> {
+    exec::cpu::eval_node(node, inputs).map_err(|e| e.to_string())
+}
 
 /// Loads an ONNX file (external data included) into the IR, checking the graph.
 pub fn load(path: &Path) -> Result<graph::Model, Error> {

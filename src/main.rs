@@ -33,6 +33,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the pipeline of a config: normalize, fuse, insert Q/DQ, calibrate, build, verify, report.
+    Build {
+        /// The YAML config.
+        config: PathBuf,
+        /// Output directory (default: the config's output_dir).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Re-encode a model (decode, then encode), e.g. to move weights to or from external data.
     Convert {
         /// The ONNX model to read.
@@ -60,7 +68,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Inspect { model, json } => {
             let m = trtq::load(&model)?;
             let report =
-                trtq::inspect::inspect(&m, &|_, _| Err("executor not merged yet".to_string()));
+                trtq::inspect::inspect(&m, &trtq::fold_evaluator);
             if json {
                 println!(
                     "{}",
@@ -70,6 +78,11 @@ fn run(cli: Cli) -> Result<(), Error> {
             } else {
                 print!("{}", report.to_text());
             }
+            Ok(())
+        }
+        Command::Build { config, out } => {
+            let summary = trtq::pipeline::build(&config, &trtq::pipeline::BuildOptions { out_dir: out })?;
+            ui::info(format!("wrote {} artifacts to {}", summary.artifacts.len(), summary.output_dir.display()));
             Ok(())
         }
         Command::Convert {
