@@ -127,15 +127,19 @@ impl<'a> EngineView<'a> {
         }
     }
 
-    /// The first unfused Q reached from `layer`'s outputs through copies, pooling and shuffles.
-    pub(crate) fn quantizing_consumer_of(&self, layer: &'a Layer) -> Option<&'a Layer> {
+    /// Where a float output of `layer` goes back into INT8: the first unfused Q, or INT8 layer (a
+    /// residual input), reached from its outputs through copies, pooling and shuffles.
+    pub(crate) fn requantizing_consumer_of(&self, layer: &'a Layer) -> Option<Requantized<'a>> {
         let mut frontier: Vec<&str> = layer.outputs.iter().map(|t| t.name.as_str()).collect();
         for _ in 0..MAX_WALK {
             let mut next = Vec::new();
             for tensor in frontier {
                 for consumer in self.report.consumers(tensor) {
                     if matches!(unfused_qdq_role(consumer), Some(QdqRole::Quantize)) {
-                        return Some(consumer);
+                        return Some(Requantized::ByUnfusedQ(consumer));
+                    }
+                    if consumer.is_int8() && consumer.index != layer.index {
+                        return Some(Requantized::IntoInt8Layer(consumer));
                     }
                     if passes_quantization_through(consumer) {
                         next.extend(consumer.outputs.iter().map(|t| t.name.as_str()));
@@ -149,6 +153,15 @@ impl<'a> EngineView<'a> {
         }
         None
     }
+}
+
+/// How a float tensor returns to INT8 downstream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Requantized<'a> {
+    /// A Q that did not fuse quantizes it again.
+    ByUnfusedQ(&'a Layer),
+    /// An INT8 layer reads it as a float input (e.g. the residual input of a fused Add).
+    IntoInt8Layer(&'a Layer),
 }
 
 /// A builder copy: NoOp, or a Reformat that is not an unfused Q/DQ.
@@ -185,11 +198,15 @@ pub(crate) fn unfused_qdq_role(layer: &Layer) -> Option<QdqRole> {
     if layer.layer_type == "Scale" {
         return by_dtype();
     }
-    let runs_a_kernel = !layer.is_noop() && !layer.is_reformat() && layer.layer_type != "Constant";
+    let runs_a_kernel = !layer.is_noop()
+        && !layer.is_reformat()
+        && layer.layer_type != "Constant"
+        && !layer.inputs.is_empty()
+        && !layer.outputs.is_empty();
     let only_qdq = layer.nodes_source == NodesSource::Metadata
         && !layer.nodes.is_empty()
         && layer.nodes.iter().all(|node| is_qdq_node(node));
-    if !(runs_a_kernel && only_qdq && !layer.inputs.is_empty() && !layer.outputs.is_empty()) {
+    if !(runs_a_kernel && only_qdq) {
         return None;
     }
     let quantizes = layer

@@ -44,7 +44,7 @@ impl LatencySummary {
             sorted[index.clamp(1, sorted.len()) - 1]
         };
         let mid = sorted.len() / 2;
-        let median = if sorted.len() % 2 == 0 {
+        let median = if sorted.len().is_multiple_of(2) {
             (sorted[mid - 1] + sorted[mid]) / 2.0
         } else {
             sorted[mid]

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use crate::trt::report::Layer;
 use crate::trt::report::names::is_qdq_node;
 
-use super::super::engine_view::EngineView;
+use super::super::engine_view::{EngineView, Requantized};
 use super::super::{Finding, FindingKind, MatchesFile, VerifyGates};
 use super::{dtype_change, gated, time_note};
 
@@ -45,8 +45,8 @@ pub(crate) fn check(
         let message = if quantized && !int8_in && layer.precision().is_some() {
             Some(not_int8_message(layer))
         } else if int8_in && float_out {
-            view.quantizing_consumer_of(layer)
-                .map(|q| float_output_message(layer, q))
+            view.requantizing_consumer_of(layer)
+                .map(|next| float_output_message(layer, next))
         } else {
             None
         };
@@ -107,15 +107,25 @@ fn not_int8_message(layer: &Layer) -> String {
     )
 }
 
-fn float_output_message(layer: &Layer, quantize: &Layer) -> String {
+fn float_output_message(layer: &Layer, next: Requantized<'_>) -> String {
+    let what_next = match next {
+        Requantized::ByUnfusedQ(q) => format!(
+            "then '{}' quantizes it again: the Q after it did not fuse",
+            q.name
+        ),
+        Requantized::IntoInt8Layer(int8) => {
+            format!(
+                "and the INT8 layer '{}' reads it as a float input (an unquantized residual input)",
+                int8.name
+            )
+        }
+    };
     format!(
-        "quantized {} '{}' has float outputs ({}){}, then '{}' quantizes again: the Q after it did not fuse. \
-         TensorRT fuses that Q only when every consumer of the output is quantized (e.g. quantize the residual \
-         input of the Add as well)",
+        "quantized {} '{}' has float outputs ({}){}, {what_next}. TensorRT keeps the output Int8 only when every \
+         consumer of it is quantized (e.g. quantize the residual input of the Add as well)",
         layer.layer_type,
         layer.name,
         dtype_change(layer),
-        time_note(layer.time_ms),
-        quantize.name
+        time_note(layer.time_ms)
     )
 }
