@@ -524,3 +524,36 @@ fn verify_json_has_exactly_the_design_shape() {
             .any(|n| n.contains("no matches file"))
     );
 }
+
+#[test]
+fn text_form_lists_findings_summary_and_verdict() {
+    let Some(dir) = support::recordings_dir() else {
+        return;
+    };
+    let qgap = verify(
+        &load(&dir, "trex_resnet18_a100_qat-residual-qgap", true),
+        None,
+        &VerifyGates::default(),
+    )
+    .to_text();
+    assert!(
+        qgap.contains("info    unfused_qdq   QuantizeLinear_2\n"),
+        "{qgap}"
+    );
+    assert!(qgap.contains("layers 24, INT8 22, reformat 1"), "{qgap}");
+    assert!(qgap.trim_end().ends_with("verify: PASSED"), "{qgap}");
+    let qat = verify(
+        &load(&dir, "trex_resnet18_a100_qat", true),
+        None,
+        &VerifyGates::default(),
+    )
+    .to_text();
+    assert!(
+        qat.contains("reformats by origin: QDQ 10, REFORMAT 2; dtype-changing 11, layout-only 1"),
+        "{qat}"
+    );
+    assert!(
+        qat.trim_end().ends_with("verify: FAILED (4 gates)"),
+        "{qat}"
+    );
+}

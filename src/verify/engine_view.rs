@@ -92,6 +92,19 @@ impl<'a> EngineView<'a> {
         None
     }
 
+    /// The layer that computes `layer`'s first input, looking through builder copies.
+    pub(crate) fn computing_producer_of(&self, layer: &'a Layer) -> Option<&'a Layer> {
+        let mut tensor = layer.inputs.first()?.name.as_str();
+        for _ in 0..MAX_WALK {
+            let producer = self.report.producer(tensor)?;
+            if !is_copy(producer) {
+                return Some(producer);
+            }
+            tensor = producer.inputs.first()?.name.as_str();
+        }
+        None
+    }
+
     /// The network output `layer` writes, directly or through builder copies.
     pub(crate) fn network_output_written_by(&self, layer: &'a Layer) -> Option<&'a str> {
         layer

@@ -11,6 +11,7 @@ mod engine_view;
 mod finding;
 mod gates;
 mod matches;
+mod text;
 
 use serde::Serialize;
 

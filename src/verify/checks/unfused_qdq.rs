@@ -51,14 +51,10 @@ fn finding(view: &EngineView<'_>, gates: &VerifyGates, layer: &Layer, role: QdqR
             ),
         )
     } else {
-        let producer = layer
-            .inputs
-            .first()
-            .and_then(|t| view.report.producer(&t.name))
-            .map_or_else(
-                || "a network input".to_string(),
-                |p| format!("'{}'", p.name),
-            );
+        let producer = view.computing_producer_of(layer).map_or_else(
+            || "a network input".to_string(),
+            |p| format!("'{}'", p.name),
+        );
         (
             gated(gates.fail_on_unfused_qdq),
             format!(
