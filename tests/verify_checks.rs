@@ -557,3 +557,48 @@ fn text_form_lists_findings_summary_and_verdict() {
         "{qat}"
     );
 }
+
+#[test]
+fn trtq_verify_command_exits_by_the_gates_and_prints_the_contract_json() {
+    let Some(dir) = support::recordings_dir() else {
+        return;
+    };
+    let trtq = |args: &[&Path]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_trtq"));
+        command
+            .arg("verify")
+            .arg("--json")
+            .arg("--layers")
+            .arg(args[0]);
+        if let Some(profile) = args.get(1) {
+            command.arg("--profile").arg(profile);
+        }
+        command.output().unwrap()
+    };
+    let qgap = trtq(&[
+        &dir.join("trex_resnet18_a100_qat-residual-qgap.graph.json"),
+        &dir.join("trex_resnet18_a100_qat-residual-qgap.profile.json"),
+    ]);
+    assert_eq!(
+        qgap.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&qgap.stderr)
+    );
+    let json: Value = serde_json::from_slice(&qgap.stdout).unwrap();
+    assert_eq!(json["summary"]["layers"], 24);
+    assert_eq!(json["findings"][0]["severity"], "info");
+
+    let qat = trtq(&[&dir.join("trex_resnet18_a100_qat.graph.json")]);
+    assert_eq!(qat.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&qat.stdout).unwrap();
+    assert_eq!(json["summary"]["unfused_qdq"], 10);
+    assert!(String::from_utf8_lossy(&qat.stderr).contains("fail_on_unfused_qdq"));
+
+    let names_only =
+        trtq(&[&dir.join("trexbranch_yolo-qdq_orin_trt852_names-only.layer_info.json")]);
+    assert_eq!(names_only.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&names_only.stderr).contains("rebuild with detailed verbosity")
+    );
+}
