@@ -602,3 +602,74 @@ fn trtq_verify_command_exits_by_the_gates_and_prints_the_contract_json() {
         String::from_utf8_lossy(&names_only.stderr).contains("rebuild with detailed verbosity")
     );
 }
+
+#[test]
+fn tensorrt_8_0_scale_layers_with_int8_on_one_side_are_unfused_qdq() {
+    // No TensorRT 8.0 recording is available: a minimal report in that schema (a Q and a DQ run as
+    // Scale layers between two INT8 convolutions, plus an FP16 Scale that is not a Q/DQ).
+    let tensor = |name: &str, dtype: &str| {
+        format!(r#"{{"Name": "{name}", "Format/Datatype": "Row major linear {dtype}"}}"#)
+    };
+    let layer = |name: &str, kind: &str, input: String, output: String| {
+        format!(
+            r#"{{"Name": "{name}", "LayerType": "{kind}", "Inputs": [{input}], "Outputs": [{output}]}}"#
+        )
+    };
+    let layers = [
+        layer(
+            "QuantizeLinear_1",
+            "Scale",
+            tensor("x", "FP32"),
+            tensor("xq", "Int8"),
+        ),
+        layer(
+            "Conv_2",
+            "CaskConvolution",
+            tensor("xq", "Int8"),
+            tensor("y", "Int8"),
+        ),
+        layer(
+            "DequantizeLinear_3",
+            "Scale",
+            tensor("y", "Int8"),
+            tensor("yf", "FP16"),
+        ),
+        layer("Mul_4", "Scale", tensor("yf", "FP16"), tensor("ym", "FP16")),
+        layer(
+            "QuantizeLinear_5",
+            "Scale",
+            tensor("ym", "FP16"),
+            tensor("yq", "Int8"),
+        ),
+        layer(
+            "Conv_6",
+            "CaskConvolution",
+            tensor("yq", "Int8"),
+            tensor("z", "FP32"),
+        ),
+    ];
+    let text = format!(
+        r#"{{"Layers": [{}], "Bindings": ["x", "z"]}}"#,
+        layers.join(",")
+    );
+    let report = EngineReport::from_layer_info(&text, Path::new("trt80.json")).unwrap();
+    let outcome = verify(&report, None, &VerifyGates::default());
+    let unfused = of_kind(&outcome, FindingKind::UnfusedQdq);
+    let severities: Vec<(&str, Severity)> = unfused
+        .iter()
+        .map(|f| (f.layers[0].as_str(), f.severity))
+        .collect();
+    assert_eq!(
+        severities,
+        [
+            ("QuantizeLinear_1", Severity::Info),
+            ("DequantizeLinear_3", Severity::Error),
+            ("QuantizeLinear_5", Severity::Error)
+        ]
+    );
+    assert_eq!(outcome.summary.unfused_qdq, 3);
+    assert_eq!(
+        outcome.summary.reformat_layers, 0,
+        "Scale layers are not Reformat layers"
+    );
+}

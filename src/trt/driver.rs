@@ -229,7 +229,7 @@ pub enum DriverError {
         status: String,
         /// The log file.
         log: PathBuf,
-        /// The log's error lines ("[E]", "Error"), or its last lines when it has none.
+        /// The log's error lines (`[E]`, `Error`), or its last lines when it has none.
         relevant: Vec<String>,
     },
     /// trtexec ran longer than the timeout and was killed.
@@ -586,7 +586,7 @@ where
     }
 }
 
-/// The log lines that explain a failure: those with "[E]" or "Error", else the last lines.
+/// The log lines that explain a failure: those with `[E]` or `Error`, else the last lines.
 fn relevant_log_lines(log: &str) -> Vec<String> {
     let errors: Vec<&str> = log
         .lines()
