@@ -34,7 +34,7 @@ impl QdqRole {
     }
 }
 
-/// An engine report with its network inputs and outputs resolved once.
+/// An engine report with its network inputs and outputs, and where each ONNX node runs, resolved once.
 pub(crate) struct EngineView<'a> {
     /// The report.
     pub(crate) report: &'a EngineReport,
@@ -44,7 +44,7 @@ pub(crate) struct EngineView<'a> {
 }
 
 impl<'a> EngineView<'a> {
-    /// Resolves the network I/O of `report`.
+    /// Resolves the network I/O of `report` and indexes its layers by ONNX node.
     pub(crate) fn new(report: &'a EngineReport) -> EngineView<'a> {
         let mut layers_by_node: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, layer) in report.layers().iter().enumerate() {

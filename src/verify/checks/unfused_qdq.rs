@@ -22,10 +22,12 @@ pub(crate) fn check(view: &EngineView<'_>, gates: &VerifyGates) -> Vec<Finding> 
 fn finding(view: &EngineView<'_>, gates: &VerifyGates, layer: &Layer, role: QdqRole) -> Finding {
     let dtypes = dtype_change(layer);
     let timed = time_note(layer.time_ms);
-    let (severity, message) = if let Some(input) = view
-        .network_input_read_by(layer)
-        .filter(|_| view.is_io_conversion(layer))
-    {
+    let io_conversion = view.is_io_conversion(layer);
+    let input = view.network_input_read_by(layer).filter(|_| io_conversion);
+    let output = view
+        .network_output_written_by(layer)
+        .filter(|_| io_conversion);
+    let (severity, message) = if let Some(input) = input {
         (
             Severity::Info,
             format!(
@@ -36,10 +38,7 @@ fn finding(view: &EngineView<'_>, gates: &VerifyGates, layer: &Layer, role: QdqR
                 layer.name
             ),
         )
-    } else if let Some(output) = view
-        .network_output_written_by(layer)
-        .filter(|_| view.is_io_conversion(layer))
-    {
+    } else if let Some(output) = output {
         (
             Severity::Info,
             format!(
