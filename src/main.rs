@@ -51,6 +51,25 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ExternalArg::Auto)]
         external_data: ExternalArg,
     },
+    /// Check an engine's layer report (from any build): broken fusions, unfused Q/DQ, reformat
+    /// layers, precision. Exit 1 when a gate fails (default gates of the config's `verify:`).
+    Verify {
+        /// Layer information: trtexec --exportLayerInfo, built with --profilingVerbosity=detailed.
+        #[arg(long)]
+        layers: PathBuf,
+        /// Per-layer profile: trtexec --exportProfile (reformat time share).
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Per-iteration timings: trtexec --exportTimes (latency).
+        #[arg(long)]
+        times: Option<PathBuf>,
+        /// matches.json of the pattern stage (broken-fusion check).
+        #[arg(long)]
+        matches: Option<PathBuf>,
+        /// Print {"findings", "summary"} JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -100,6 +119,43 @@ fn run(cli: Cli) -> Result<(), Error> {
                 ..Default::default()
             };
             trtq::convert(&input, &output, &opts)
+        }
+        Command::Verify {
+            layers,
+            profile,
+            times,
+            matches,
+            json,
+        } => {
+            let bad_input = |e: &dyn std::fmt::Display| Error::BadInput(e.to_string());
+            let report = trtq::trt::report::EngineReport::load(
+                &layers,
+                profile.as_deref(),
+                times.as_deref(),
+            )
+            .map_err(|e| bad_input(&e))?;
+            let matches = matches
+                .map(|path| trtq::verify::MatchesFile::load(&path))
+                .transpose()
+                .map_err(|e| bad_input(&e))?;
+            let gates = trtq::verify::VerifyGates::default();
+            let outcome = trtq::verify::verify(&report, matches.as_ref(), &gates);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&outcome.to_json()).map_err(|e| bad_input(&e))?
+                );
+            } else {
+                print!("{}", outcome.to_text());
+            }
+            if outcome.passed() {
+                Ok(())
+            } else {
+                Err(Error::CheckFailed(format!(
+                    "verification failed: {}",
+                    outcome.gate_failures.join("; ")
+                )))
+            }
         }
     }
 }
