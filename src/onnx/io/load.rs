@@ -56,7 +56,8 @@ impl ModelFiles {
 /// Loads the ONNX model at `path`, reading every tensor's external data in.
 ///
 /// On return every tensor holds its bytes in `raw_data` (zero-copy, over memory maps of the model
-/// and its data files) with `data_location` DEFAULT and no `external_data` entries. Use
+/// and its data files); tensors read from external data have `data_location` absent (= DEFAULT)
+/// and no `external_data` entries. Use
 /// [`load_model_with_files`] to learn which files were read.
 pub fn load_model(path: &Path) -> Result<ModelProto, OnnxError> {
     load_model_with_files(path).map(|(model, _)| model)
