@@ -248,7 +248,8 @@ mod tests {
             (reference.location, reference.offset, reference.length),
             ("w.bin", 4096, Some(12))
         );
-        let defaults = Reference::parse(&[entry("location", "w.bin")]).unwrap();
+        let location_only = [entry("location", "w.bin")];
+        let defaults = Reference::parse(&location_only).unwrap();
         assert_eq!((defaults.offset, defaults.length), (0, None));
         let negative = [entry("location", "w.bin"), entry("offset", "-1")];
         assert!(matches!(
