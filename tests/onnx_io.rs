@@ -863,3 +863,19 @@ fn model_files_lists_the_model_then_its_data_files() {
     );
     assert_eq!(files.save_options().external, ExternalData::Always);
 }
+
+#[test]
+fn an_output_path_that_cannot_name_a_model_file_is_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_with_initializers(&[4]);
+    let not_utf8 = dir.path().join(std::ffi::OsStr::from_bytes(b"m\xff.onnx"));
+    for path in [dir.path().join(".."), not_utf8] {
+        let error = save_model(&model, &path, &SaveOptions::default()).unwrap_err();
+        assert!(
+            matches!(error, OnnxError::BadOutputPath { .. }),
+            "{error:?}"
+        );
+    }
+    assert_eq!(dir_entries(dir.path()), Vec::<String>::new());
+}
