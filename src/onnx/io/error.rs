@@ -88,10 +88,12 @@ pub enum OnnxError {
         input: PathBuf,
     },
     /// The output path cannot name a model file.
-    #[error("{path}: not a file path to save a model to (it has no file name)")]
+    #[error("{path}: cannot save a model there: {reason}")]
     BadOutputPath {
         /// The path given.
         path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
     },
 }
 

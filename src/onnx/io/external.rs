@@ -4,8 +4,9 @@
 //! every symbolic link is followed, an existing regular file), mapping each external file once,
 //! and slicing `offset`/`length` out of it so that `raw_data` points into the mapping without a
 //! copy. After [`ExternalReader::resolve`], the tensor holds its bytes in `raw_data`, its
-//! `data_location` is DEFAULT and its `external_data` entries are gone (as onnx's own loader
-//! leaves them). The `checksum` entry is not verified. Does not own: writing external data
+//! `data_location` is absent (which means DEFAULT; onnx's loader writes DEFAULT explicitly, we
+//! leave it out so that a model saved with external data loads back equal to what was saved) and
+//! its `external_data` entries are gone. The `checksum` entry is not verified. Does not own: writing external data
 //! (see `save`), nor finding the tensors (see `tensors`).
 
 use std::collections::HashMap;
@@ -72,7 +73,7 @@ impl<'a> ExternalReader<'a> {
                 problem: Box::new(problem),
             })?;
         tensor.raw_data = Some(data);
-        tensor.data_location = Some(DataLocation::Default as i32);
+        tensor.data_location = None;
         tensor.external_data.clear();
         Ok(())
     }
@@ -247,7 +248,8 @@ mod tests {
             (reference.location, reference.offset, reference.length),
             ("w.bin", 4096, Some(12))
         );
-        let defaults = Reference::parse(&[entry("location", "w.bin")]).unwrap();
+        let location_only = [entry("location", "w.bin")];
+        let defaults = Reference::parse(&location_only).unwrap();
         assert_eq!((defaults.offset, defaults.length), (0, None));
         let negative = [entry("location", "w.bin"), entry("offset", "-1")];
         assert!(matches!(

@@ -56,7 +56,8 @@ impl ModelFiles {
 /// Loads the ONNX model at `path`, reading every tensor's external data in.
 ///
 /// On return every tensor holds its bytes in `raw_data` (zero-copy, over memory maps of the model
-/// and its data files) with `data_location` DEFAULT and no `external_data` entries. Use
+/// and its data files); tensors read from external data have `data_location` absent (= DEFAULT)
+/// and no `external_data` entries. Use
 /// [`load_model_with_files`] to learn which files were read.
 pub fn load_model(path: &Path) -> Result<ModelProto, OnnxError> {
     load_model_with_files(path).map(|(model, _)| model)
@@ -131,4 +132,58 @@ pub(crate) fn map_file(path: &Path) -> io::Result<Bytes> {
     // renamed, which leaves a mapped file's data in place).
     let map = unsafe { memmap2::Mmap::map(&file) }?;
     Ok(Bytes::from_owner(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::proto::{GraphProto, OperatorSetIdProto, TensorProto};
+
+    fn model_with_raw_data(raw: &[u8]) -> ModelProto {
+        ModelProto {
+            ir_version: Some(10),
+            opset_import: vec![OperatorSetIdProto {
+                domain: None,
+                version: Some(17),
+            }],
+            graph: Some(GraphProto {
+                initializer: vec![TensorProto {
+                    raw_data: Some(Bytes::copy_from_slice(raw)),
+                    ..TensorProto::default()
+                }],
+                ..GraphProto::default()
+            }),
+            ..ModelProto::default()
+        }
+    }
+
+    #[test]
+    fn raw_data_points_into_the_decoded_buffer() {
+        let encoded = Bytes::from(model_with_raw_data(&[42; 4096]).encode_to_vec());
+        let model = decode_model(encoded.clone()).unwrap();
+        let raw = model.graph.unwrap().initializer[0]
+            .raw_data
+            .clone()
+            .unwrap();
+        let buffer = encoded.as_ptr_range();
+        assert!(buffer.contains(&raw.as_ptr()), "raw_data was copied");
+        assert_eq!(&raw[..], &[42; 4096][..]);
+    }
+
+    #[test]
+    fn protobuf_without_the_parts_of_a_model_is_refused() {
+        let mut model = model_with_raw_data(&[]);
+        model.opset_import.clear();
+        let missing = |model: &ModelProto| match decode_model(model.encode_to_vec().into()) {
+            Err(OnnxError::NotAModel { missing, .. }) => Some(missing),
+            _ => None,
+        };
+        assert_eq!(missing(&model), Some("opset_import"));
+        model.ir_version = Some(2);
+        assert_eq!(missing(&model), None, "IR version 2 had no opset_import");
+        model.graph = None;
+        assert_eq!(missing(&model), Some("graph"));
+        model.ir_version = None;
+        assert_eq!(missing(&model), Some("ir_version"));
+    }
 }

@@ -50,7 +50,10 @@ pub enum ExternalData {
 pub struct SaveOptions {
     /// Whether initializers go to `<model file name>.data`.
     pub external: ExternalData,
-    /// Initializers with at least this many bytes of `raw_data` move out when external data is used.
+    /// Initializers with at least this many bytes of `raw_data` move out when external data is
+    /// used. Keep it at the default unless there is a reason: onnxruntime's and onnx's shape
+    /// inference cannot read small shape tensors (e.g. Reshape's or Slice's inputs) from external
+    /// data, and with a threshold of 0 onnxruntime refuses such models.
     pub threshold_bytes: u64,
     /// The encoded size above which [`ExternalData::Auto`] moves tensors out and which no saved
     /// model may exceed. Default and maximum: [`PROTOBUF_LIMIT_BYTES`]; lower it only in tests.
@@ -77,11 +80,18 @@ impl Default for SaveOptions {
 /// Refused: a path that is one of `opts.inputs`, a tensor still marked EXTERNAL (its data was
 /// never loaded), and a model over the size limit that external data cannot bring under it.
 pub fn save_model(model: &ModelProto, path: &Path, opts: &SaveOptions) -> Result<(), OnnxError> {
-    let file_name = path.file_name().ok_or_else(|| OnnxError::BadOutputPath {
+    let bad_path = |reason| OnnxError::BadOutputPath {
         path: path.to_path_buf(),
-    })?;
-    let mut data_name = file_name.to_os_string();
-    data_name.push(".data");
+        reason,
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| bad_path("it has no file name"))?;
+    // The data file's name is written into the model as a string: it must be valid UTF-8.
+    let file_name = file_name
+        .to_str()
+        .ok_or_else(|| bad_path("its file name is not valid UTF-8"))?;
+    let data_name = format!("{file_name}.data");
     let data_path = path.with_file_name(&data_name);
     ensure_not_input(path, &opts.inputs)?;
 
@@ -96,8 +106,7 @@ pub fn save_model(model: &ModelProto, path: &Path, opts: &SaveOptions) -> Result
     };
     let data_file = if externalize {
         ensure_not_input(&data_path, &opts.inputs)?;
-        let location = data_name.to_string_lossy().into_owned();
-        move_initializers_out(&mut model, &data_path, &location, opts.threshold_bytes)?
+        move_initializers_out(&mut model, &data_path, &data_name, opts.threshold_bytes)?
     } else {
         None
     };
@@ -112,7 +121,7 @@ pub fn save_model(model: &ModelProto, path: &Path, opts: &SaveOptions) -> Result
                     "save with ExternalData::Auto or Always to move weights to a .data file"
                 }
                 _ => {
-                    "even with initializers in external data; lower threshold_bytes or split the model"
+                    "even with every initializer of at least threshold_bytes in external data (tensors in node attributes, e.g. Constant nodes, and in typed fields such as float_data stay inline); lower threshold_bytes or turn large Constant nodes into initializers"
                 }
             },
         });
@@ -291,7 +300,7 @@ impl TempFile {
         }
         fs::rename(&self.temp, &self.destination).map_err(|source| OnnxError::Io {
             path: self.destination.clone(),
-            action: "rename the finished temp file to",
+            action: "move the finished temp file into place",
             source,
         })?;
         // Renamed: nothing left for drop to remove.

@@ -241,3 +241,122 @@ fn visit_sparse<E>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::proto::TrainingInfoProto;
+
+    fn tensor(name: &str) -> TensorProto {
+        TensorProto {
+            name: Some(name.to_owned()),
+            ..TensorProto::default()
+        }
+    }
+
+    fn constant(node: &str, value: &str) -> NodeProto {
+        NodeProto {
+            name: Some(node.to_owned()),
+            attribute: vec![AttributeProto {
+                name: Some("value".to_owned()),
+                t: Some(tensor(value)),
+                ..AttributeProto::default()
+            }],
+            ..NodeProto::default()
+        }
+    }
+
+    #[test]
+    fn every_place_is_visited_once_and_described() {
+        let body = GraphProto {
+            name: Some("body".to_owned()),
+            initializer: vec![tensor("b_init")],
+            node: vec![constant("b_const", "b_value")],
+            ..GraphProto::default()
+        };
+        let sparse = SparseTensorProto {
+            values: Some(tensor("s_values")),
+            indices: Some(tensor("s_indices")),
+            dims: vec![],
+        };
+        let mut looping = constant("loop", "l_value");
+        looping.attribute.push(AttributeProto {
+            name: Some("body".to_owned()),
+            g: Some(Box::new(body.clone())),
+            graphs: vec![body],
+            tensors: vec![tensor("l_list")],
+            sparse_tensor: Some(sparse.clone()),
+            ..AttributeProto::default()
+        });
+        let mut model = ModelProto {
+            graph: Some(GraphProto {
+                name: Some("main".to_owned()),
+                initializer: vec![tensor("init")],
+                sparse_initializer: vec![sparse],
+                node: vec![looping],
+                ..GraphProto::default()
+            }),
+            training_info: vec![TrainingInfoProto {
+                algorithm: Some(GraphProto {
+                    initializer: vec![tensor("t_init")],
+                    ..GraphProto::default()
+                }),
+                ..TrainingInfoProto::default()
+            }],
+            functions: vec![FunctionProto {
+                name: Some("f".to_owned()),
+                node: vec![constant("", "f_value")],
+                attribute_proto: vec![AttributeProto {
+                    name: Some("alpha".to_owned()),
+                    t: Some(tensor("f_default")),
+                    ..AttributeProto::default()
+                }],
+                ..FunctionProto::default()
+            }],
+            ..ModelProto::default()
+        };
+        let mut seen = Vec::new();
+        for_each_tensor_mut::<()>(&mut model, &mut |site, tensor| {
+            seen.push(site.describe(tensor));
+            Ok(())
+        })
+        .unwrap();
+        let expected = [
+            "initializer 'init' of graph 'main'",
+            "values of sparse initializer 's_values' of graph 'main'",
+            "indices of sparse initializer 's_indices' of graph 'main'",
+            "tensor 'l_value' in attribute 'value' of node 'loop' of graph 'main'",
+            "tensor 'l_list' in attribute 'body' of node 'loop' of graph 'main'",
+            "values of sparse tensor 's_values' in attribute 'body' of node 'loop' of graph 'main'",
+            "indices of sparse tensor 's_indices' in attribute 'body' of node 'loop' of graph 'main'",
+            "initializer 'b_init' of graph 'body'",
+            "tensor 'b_value' in attribute 'value' of node 'b_const' of graph 'body'",
+            "initializer 'b_init' of graph 'body'",
+            "tensor 'b_value' in attribute 'value' of node 'b_const' of graph 'body'",
+            "initializer 't_init' of graph (unnamed)",
+            "tensor 'f_default' in the default of attribute 'alpha' of function 'f'",
+            "tensor 'f_value' in attribute 'value' of node (unnamed) of function 'f'",
+        ];
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn the_first_error_stops_the_walk() {
+        let mut model = ModelProto {
+            graph: Some(GraphProto {
+                initializer: vec![tensor("a"), tensor("b"), tensor("c")],
+                ..GraphProto::default()
+            }),
+            ..ModelProto::default()
+        };
+        let mut visited = 0;
+        let result = for_each_tensor_mut(&mut model, &mut |_, tensor| {
+            visited += 1;
+            match tensor.name.as_deref() {
+                Some("b") => Err("stop"),
+                _ => Ok(()),
+            }
+        });
+        assert_eq!((result, visited), (Err("stop"), 2));
+    }
+}
