@@ -4,8 +4,6 @@ coercion, Upsample, Resize-10, Slice/Pad attributes, BatchNormalization's extra 
 Sum of two inputs), normalized by `trtq build` to opset 17: onnxruntime gives the same outputs
 on the old and the upgraded model, and the upgraded model passes onnx.checker's full check."""
 
-import subprocess
-
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -71,8 +69,8 @@ def test_upgrade_matches_onnxruntime(case, trtq, tmp_path):
     src = tmp_path / f"{case}.onnx"
     onnx.save(m, src)
     (tmp_path / "c.yaml").write_text(f"model: {src.name}\nopset: 17\noutput_dir: out\n")
-    r = subprocess.run([trtq, "build", str(tmp_path / "c.yaml")], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    r = trtq("build", tmp_path / "c.yaml")
+    assert r.returncode == 0, r.describe()
     up = onnx.load(tmp_path / "out" / "model.normalized.onnx")
     assert up.opset_import[0].version == 17
     onnx.checker.check_model(up, full_check=True)
