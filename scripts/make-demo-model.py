@@ -14,10 +14,12 @@ The network (opset 13, IR 7; input `input` [batch, 3, 32, 32], output `logits` [
     block3 the same shape of block, 32->64                                ->  64 x 4 x 4
     head   GlobalAveragePool, Flatten, Gemm 64->10 (transB=1)             ->  10
 
-Byte-identical output needs the pinned onnx and numpy of scripts/requirements-test.txt (numpy
-does not promise the same random stream across versions). BatchNormalization stays unfolded (as in Paddle and Caffe2 exports), so trtq's BN folding has
-work to do. Usage: make-demo-model.py [--out PATH] (default: configs/demo/resnet_tiny.onnx in the
-repository). The file is written to a temporary name in the same folder, then renamed.
+BatchNormalization stays unfolded (as in Paddle and Caffe2 exports), so trtq's BN folding has
+work to do. Byte-identical output needs the pinned onnx and numpy of
+scripts/requirements-test.txt (numpy does not promise the same random stream across versions).
+
+Usage: make-demo-model.py [--out PATH] (default: configs/demo/resnet_tiny.onnx in the repository).
+The file is written to a temporary name in the same folder, then renamed.
 """
 
 from __future__ import annotations

@@ -6,29 +6,14 @@ running it. Model discovery and inputs live in harness.py; assertions in the tes
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 import subprocess
 
 import pytest
-from harness import TRTQ_BIN, missing
+from harness import TRTQ_BIN, TrtqResult, missing
 
 COMMAND_TIMEOUT_S = 600
-
-
-@dataclasses.dataclass(frozen=True)
-class TrtqResult:
-    """What one trtq invocation did."""
-
-    args: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def describe(self) -> str:
-        """The command, its exit code and its stderr, for assertion messages."""
-        return f"trtq {' '.join(self.args)} exited {self.returncode}\n--- stderr ---\n{self.stderr}"
 
 
 @pytest.fixture(scope="session")
@@ -57,5 +42,3 @@ def trtq(trtq_bin):
         return TrtqResult(argv, done.returncode, done.stdout, done.stderr)
 
     return run
-
-

@@ -117,7 +117,7 @@ def main_model_cases() -> list[ModelCase]:
     cases = [ModelCase("demo/resnet_tiny", DEMO_MODEL, {"input": [1, 3, 32, 32]})]
     for model_id in FETCHED_MODELS:
         cases.append(ModelCase(model_id, MODELS_DIR / f"{model_id}.onnx", SHAPE_OVERRIDES.get(model_id)))
-    for path in sorted((MODELS_DIR / "torchvision").glob("*.onnx")):
+    for path in sorted((MODELS_DIR / "torchvision").glob("[!.]*.onnx")):  # not in-progress temp files
         cases.append(ModelCase(f"torchvision/{path.stem}", path))
     return cases
 
@@ -125,7 +125,9 @@ def main_model_cases() -> list[ModelCase]:
 def backend_model_cases() -> list[ModelCase]:
     """onnx's backend test models (pytorch-converted, pytorch-operator, simple) with their data."""
     return [
-        ModelCase(f"backend/{path.parent.parent.name}/{path.parent.name}", path, data_dir=path.parent / "test_data_set_0")
+        ModelCase(
+            f"backend/{path.parent.parent.name}/{path.parent.name}", path, data_dir=path.parent / "test_data_set_0"
+        )
         for path in sorted((MODELS_DIR / "onnx" / "backend").glob("*/*/model.onnx"))
     ]
 
@@ -191,6 +193,20 @@ def run_ort(path: pathlib.Path, feeds: dict[str, np.ndarray]) -> dict[str, np.nd
     session = ort_session(path)
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, feeds), strict=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrtqResult:
+    """What one trtq invocation did."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def describe(self) -> str:
+        """The command, its exit code and its stderr, for assertion messages."""
+        return f"trtq {' '.join(self.args)} exited {self.returncode}\n--- stderr ---\n{self.stderr}"
 
 
 def write_build_config(path: pathlib.Path, model: pathlib.Path, shapes: dict[str, list[int]], opset: int = 17) -> None:

@@ -136,10 +136,14 @@ BAD_MODELS = {
     "random_bytes": BadModel(make_random_bytes, (DECODE,)),
     "cycle": BadModel(make_cycle, (r"cycl",), graph_level=True),
     "undefined_value": BadModel(
-        make_undefined_value, (r"ghost_value", r"undefined|not defined|no producer|never produced|unknown|dangling|missing"), graph_level=True
+        make_undefined_value,
+        (r"ghost_value", r"undefined|not defined|no producer|never produced|unknown|dangling|missing"),
+        graph_level=True,
     ),
     "duplicate_output": BadModel(
-        make_duplicate_output, (r"made_twice", r"duplicat|twice|more than once|already|multiple|redefin"), graph_level=True
+        make_duplicate_output,
+        (r"made_twice", r"duplicat|twice|more than once|already|multiple|redefin"),
+        graph_level=True,
     ),
     "external_dotdot": BadModel(make_external_dotdot, (ESCAPES + r"|\.\./outside\.bin",)),
     "external_absolute": BadModel(make_external_absolute, (ESCAPES,)),

@@ -41,7 +41,9 @@ def test_demo_model_has_the_promised_interface_and_ops():
     for op in ("Conv", "BatchNormalization", "Relu", "Add", "MaxPool", "GlobalAveragePool", "Flatten", "Gemm"):
         assert ops[op] > 0, f"no {op}"
     assert ops["Add"] >= 2, "fewer than two residual blocks"
-    kernels = [list(a.ints) for n in model.graph.node if n.op_type == "Conv" for a in n.attribute if a.name == "kernel_shape"]
+    kernels = [
+        list(a.ints) for n in model.graph.node if n.op_type == "Conv" for a in n.attribute if a.name == "kernel_shape"
+    ]
     one_by_one = [k for k in kernels if k == [1, 1]]
     assert one_by_one, "no 1x1 downsample convolution"
     assert len({n.name for n in model.graph.node}) == len(model.graph.node), "node names not unique"

@@ -27,6 +27,7 @@ from harness import (
     concrete_shapes,
     main_model_cases,
     model_params,
+    TrtqResult,
     require_model,
     run_ort,
     seeded_inputs,
@@ -42,12 +43,13 @@ RTOL = 1e-5
 class BuildRun:
     """One `trtq build` of a model: the command's result and where it wrote."""
 
-    result: object
+    result: TrtqResult
     out_dir: pathlib.Path
     shapes: dict[str, list[int]]
 
     @property
     def normalized(self) -> pathlib.Path:
+        """Where the build writes the normalized model."""
         return self.out_dir / "model.normalized.onnx"
 
     def require_success(self) -> pathlib.Path:
@@ -177,6 +179,8 @@ def test_normalized_shapes_agree_with_onnx_shape_inference(case, build_once):
         if ours_type and ref_type and ours_type != ref_type:
             disagreements.append(f"{name}: elem_type {ours_type} vs onnx {ref_type}")
         elif ours is not None and ref is not None:
-            if len(ours) != len(ref) or any(a is not None and b is not None and a != b for a, b in zip(ours, ref)):
+            if len(ours) != len(ref) or any(
+                a is not None and b is not None and a != b for a, b in zip(ours, ref, strict=True)
+            ):
                 disagreements.append(f"{name}: {list(ours)} vs onnx {list(ref)}")
     assert not disagreements, f"{len(disagreements)} of {len(common)} values disagree: {disagreements[:10]}"

@@ -46,9 +46,11 @@ def first_difference(a, b, path: str = "model") -> str:
         if field.is_repeated:
             if len(left) != len(right):
                 return f"{here}: {len(left)} entries vs {len(right)}"
-            for index, (x, y) in enumerate(zip(left, right)):
+            for index, (x, y) in enumerate(zip(left, right, strict=True)):
                 if x != y:
-                    return first_difference(x, y, f"{here}[{index}]") if is_message else f"{here}[{index}]: {x!r} vs {y!r}"
+                    return (
+                        first_difference(x, y, f"{here}[{index}]") if is_message else f"{here}[{index}]: {x!r} vs {y!r}"
+                    )
         elif field.has_presence and a.HasField(field.name) != b.HasField(field.name):
             return f"{here}: set in {'original' if a.HasField(field.name) else 're-encoded'} only"
         elif left != right:
@@ -60,7 +62,7 @@ def assert_bit_identical(expected, actual, name: str) -> None:
     """Same type, dtype, shape and bytes (so NaNs and signed zeros count); sequences itemwise."""
     if isinstance(expected, list):
         assert isinstance(actual, list) and len(actual) == len(expected), f"{name}: sequence differs"
-        for index, (x, y) in enumerate(zip(expected, actual)):
+        for index, (x, y) in enumerate(zip(expected, actual, strict=True)):
             assert_bit_identical(x, y, f"{name}[{index}]")
         return
     expected, actual = np.asarray(expected), np.asarray(actual)
