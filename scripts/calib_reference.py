@@ -11,10 +11,12 @@ entropy search from prefix sums; this file computes every candidate's distributi
 - entropy: TensorRT's KL-divergence calibration ("8-bit Inference with TensorRT", GTC 2017) with
   pytorch-quantization's conventions: bin 0 takes bin 1's count, thresholds i = 128..2048 bins,
   P = bins[:i] with the clipped mass added to its last bin, Q = bins[:i] merged into 128 levels
-  and spread evenly over each level's non-empty bins, amax = i bin widths, ties to the largest i.
+  and spread evenly over each level's non-empty bins, amax = i bin widths; divergences within
+  1e-12 of the smallest are ties, won by the largest i.
 - mse: among bin centers i + 0.5 (i = 128..2047), the amax minimizing the count-weighted squared
   error of INT8 symmetric fake quantization (round half to even, saturate at 127) of the bin
-  centers; ties to the smallest.
+  centers; errors within 1e-12 relative (+1e-18 per value) of the smallest are ties, won by the
+  smallest.
 - floor: an amax below 1e-8 becomes 1e-8; if every finite |x| falls in the top bin, every
   histogram method returns abs-max.
 
@@ -32,6 +34,9 @@ QUANT_LEVELS = 128
 FIRST_CANDIDATE = 128
 INT8_MAX = 127.0
 AMAX_FLOOR = np.float32(1e-8)
+ENTROPY_TIE_TOLERANCE = 1e-12
+MSE_TIE_RELATIVE = 1e-12
+MSE_TIE_PER_VALUE = 1e-18
 
 
 def abs_max(values):
@@ -78,8 +83,9 @@ def entropy_edge(bins):
     counts[0] = counts[1]
     if counts.sum() == 0:
         return float(BINS)
-    best_edge, best_divergence = BINS, np.inf
-    for edge in range(FIRST_CANDIDATE, BINS + 1):
+    edges = np.arange(FIRST_CANDIDATE, BINS + 1)
+    divergences = np.empty(edges.size)
+    for index, edge in enumerate(edges):
         kept = counts[:edge]
         reference = kept.copy()
         reference[-1] += counts[edge:].sum()
@@ -87,10 +93,9 @@ def entropy_edge(bins):
         level_total = np.bincount(level, weights=kept, minlength=QUANT_LEVELS)
         level_nonzero = np.bincount(level, weights=(kept > 0).astype(np.float64), minlength=QUANT_LEVELS)
         candidate = np.where(kept > 0, level_total[level] / np.maximum(level_nonzero[level], 1.0), 0.0)
-        divergence = kl_divergence(reference, candidate)
-        if divergence <= best_divergence:
-            best_edge, best_divergence = edge, divergence
-    return float(best_edge)
+        divergences[index] = kl_divergence(reference, candidate)
+    tied = np.nonzero(divergences <= divergences.min() + ENTROPY_TIE_TOLERANCE)[0]
+    return float(edges[tied[-1]])
 
 
 def mse_center(bins):
@@ -100,7 +105,9 @@ def mse_center(bins):
     amaxes = (np.arange(FIRST_CANDIDATE, BINS) + 0.5)[:, None]
     dequantized = np.minimum(np.rint(centers[None, :] * (INT8_MAX / amaxes)), INT8_MAX) * (amaxes / INT8_MAX)
     errors = ((dequantized - centers[None, :]) ** 2 * counts[None, :]).sum(axis=1)
-    return float(amaxes[int(np.argmin(errors)), 0])
+    tolerance = errors.min() * MSE_TIE_RELATIVE + counts.sum() * MSE_TIE_PER_VALUE
+    tied = np.nonzero(errors <= errors.min() + tolerance)[0]
+    return float(amaxes[tied[0], 0])
 
 
 def amax(values, method, percentile=99.99):

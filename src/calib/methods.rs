@@ -116,6 +116,18 @@ pub(crate) fn percentile_edge(bins: &[u64; BINS], percentile: Percentile) -> f64
     BINS as f64
 }
 
+/// Divergences within this of the smallest count as tied (then the largest threshold wins).
+/// Far above floating-point noise (~1e-15 here), far below any real difference.
+const ENTROPY_TIE_TOLERANCE: f64 = 1e-12;
+/// Candidates whose prefix-sum divergence is within this of the smallest are recomputed
+/// directly; it exceeds the prefix-sum form's rounding error by orders of magnitude.
+const ENTROPY_RECHECK_MARGIN: f64 = 1e-9;
+/// Squared errors within this fraction of the smallest count as tied (then the smallest
+/// threshold wins).
+const MSE_TIE_RELATIVE: f64 = 1e-12;
+/// Absolute tie tolerance of squared errors, per observed value (in squared bin units).
+const MSE_TIE_PER_VALUE: f64 = 1e-18;
+
 /// `x ln x` with the convention `0 ln 0 = 0`.
 fn x_ln_x(x: f64) -> f64 {
     if x > 0.0 { x * x.ln() } else { 0.0 }
@@ -130,79 +142,98 @@ fn x_ln_x(x: f64) -> f64 {
 ///
 /// As pytorch-quantization does, bin 0 is first given bin 1's count (so the spike of exact zeros
 /// after a ReLU does not dominate), the threshold is the bin's upper edge `i` (the GTC slides say
-/// `i + 0.5`), and ties go to the largest threshold.
+/// `i + 0.5`), and ties go to the largest threshold. Ties matter: on sparse histograms (e.g.
+/// discrete values) several thresholds reach KL = 0 exactly, and only the largest keeps the data.
 ///
-/// Computed in O(128) per candidate from prefix sums: with `SP = Σ P`, `SQ = Σ Q`,
-/// `KL = (Σ P ln P − Σ P ln Q) / SP + ln(SQ / SP)`, and within a level every non-empty bin has
-/// the same Q, so `Σ P ln Q` is a sum over levels.
+/// Every candidate is first scored in O(128) from prefix sums (see [`divergence_from_prefix_sums`]);
+/// that form cancels large terms, so the candidates near the minimum are then recomputed bin by
+/// bin ([`divergence_direct`]), which gives exact zeros where P and Q coincide.
 pub(crate) fn entropy_edge(bins: &[u64; BINS]) -> f64 {
     let mut counts = *bins;
     counts[0] = counts[1];
-    // prefix_count[k] = Σ_{j<k} counts[j]; likewise for non-empty bins and for x ln x.
-    let mut prefix_count = [0u64; BINS + 1];
-    let mut prefix_nonzero = [0u64; BINS + 1];
-    let mut prefix_x_ln_x = [0f64; BINS + 1];
-    for (j, &count) in counts.iter().enumerate() {
-        prefix_count[j + 1] = prefix_count[j] + count;
-        prefix_nonzero[j + 1] = prefix_nonzero[j] + u64::from(count > 0);
-        prefix_x_ln_x[j + 1] = prefix_x_ln_x[j] + x_ln_x(count as f64);
-    }
-    let total = prefix_count[BINS];
-    if total == 0 {
+    let prefix = PrefixSums::new(&counts);
+    if prefix.count[BINS] == 0 {
         return BINS as f64;
     }
-    let total_f = total as f64;
-
-    let mut best_edge = BINS;
-    let mut best_divergence = f64::INFINITY;
-    for edge in FIRST_CANDIDATE..=BINS {
-        let divergence = divergence_at(
-            &counts,
-            &prefix_count,
-            &prefix_nonzero,
-            &prefix_x_ln_x,
-            edge,
-            total_f,
-        );
-        if divergence <= best_divergence {
-            best_divergence = divergence;
-            best_edge = edge;
-        }
+    let fast: Vec<(usize, f64)> = (FIRST_CANDIDATE..=BINS)
+        .map(|edge| (edge, divergence_from_prefix_sums(&counts, &prefix, edge)))
+        .collect();
+    let fast_min = fast.iter().map(|&(_, d)| d).fold(f64::INFINITY, f64::min);
+    if fast_min == f64::INFINITY {
+        return BINS as f64;
     }
-    best_edge as f64
+    let rechecked: Vec<(usize, f64)> = fast
+        .iter()
+        .filter(|&&(_, d)| d <= fast_min + ENTROPY_RECHECK_MARGIN)
+        .map(|&(edge, _)| (edge, divergence_direct(&counts, edge)))
+        .collect();
+    let direct_min = rechecked
+        .iter()
+        .map(|&(_, d)| d)
+        .fold(f64::INFINITY, f64::min);
+    rechecked
+        .iter()
+        .rev()
+        .find(|&&(_, d)| d <= direct_min + ENTROPY_TIE_TOLERANCE)
+        .map_or(BINS as f64, |&(edge, _)| edge as f64)
 }
 
-/// KL(P‖Q) for the candidate threshold `edge` (see [`entropy_edge`]).
-fn divergence_at(
-    counts: &[u64; BINS],
-    prefix_count: &[u64; BINS + 1],
-    prefix_nonzero: &[u64; BINS + 1],
-    prefix_x_ln_x: &[f64; BINS + 1],
-    edge: usize,
-    total: f64,
-) -> f64 {
+/// Prefix sums over the bins: `count[k] = Σ_{j<k} c_j`, likewise for non-empty bins and `c ln c`.
+struct PrefixSums {
+    count: Box<[u64; BINS + 1]>,
+    nonzero: Box<[u64; BINS + 1]>,
+    x_ln_x: Box<[f64; BINS + 1]>,
+}
+
+impl PrefixSums {
+    fn new(counts: &[u64; BINS]) -> Self {
+        let mut sums = Self {
+            count: Box::new([0; BINS + 1]),
+            nonzero: Box::new([0; BINS + 1]),
+            x_ln_x: Box::new([0.0; BINS + 1]),
+        };
+        for (j, &count) in counts.iter().enumerate() {
+            sums.count[j + 1] = sums.count[j] + count;
+            sums.nonzero[j + 1] = sums.nonzero[j] + u64::from(count > 0);
+            sums.x_ln_x[j + 1] = sums.x_ln_x[j] + x_ln_x(count as f64);
+        }
+        sums
+    }
+}
+
+/// The bins `start..end` of quantization level `level` when `edge` bins make 128 levels.
+fn level_bounds(level: usize, edge: usize) -> (usize, usize) {
+    (
+        (level * edge).div_ceil(QUANT_LEVELS),
+        ((level + 1) * edge).div_ceil(QUANT_LEVELS),
+    )
+}
+
+/// KL(P‖Q) for threshold `edge` in O(128): with `SP = Σ P`, `SQ = Σ Q`,
+/// `KL = (Σ P ln P − Σ P ln Q) / SP + ln(SQ / SP)`, and every non-empty bin of a level has the
+/// same Q, so `Σ P ln Q` is a sum over levels.
+fn divergence_from_prefix_sums(counts: &[u64; BINS], prefix: &PrefixSums, edge: usize) -> f64 {
+    let total = prefix.count[BINS] as f64;
     let last = counts[edge - 1];
-    let outliers = total - prefix_count[edge] as f64;
+    let outliers = total - prefix.count[edge] as f64;
     if last == 0 && outliers > 0.0 {
         return f64::INFINITY;
     }
-    let kept = prefix_count[edge] as f64;
-    let p_ln_p = prefix_x_ln_x[edge - 1] + x_ln_x(last as f64 + outliers);
-
+    let kept = prefix.count[edge] as f64;
+    let p_ln_p = prefix.x_ln_x[edge - 1] + x_ln_x(last as f64 + outliers);
     let mut p_ln_q = 0.0;
     let mut last_level_q = 0.0;
     for level in 0..QUANT_LEVELS {
-        let start = (level * edge).div_ceil(QUANT_LEVELS);
-        let end = ((level + 1) * edge).div_ceil(QUANT_LEVELS);
-        let level_total = (prefix_count[end] - prefix_count[start]) as f64;
-        let nonzero = (prefix_nonzero[end] - prefix_nonzero[start]) as f64;
+        let (start, end) = level_bounds(level, edge);
+        let level_total = (prefix.count[end] - prefix.count[start]) as f64;
+        let nonzero = (prefix.nonzero[end] - prefix.nonzero[start]) as f64;
         if level_total > 0.0 {
             let q = level_total / nonzero;
             p_ln_q += level_total * q.ln();
             last_level_q = q;
         }
     }
-    // Bin edge-1 is in the last level (⌊128 (i-1) / i⌋ = 127 for i ≥ 128) and non-empty here
+    // Bin edge-1 lies in the last level (⌊128 (i-1) / i⌋ = 127 for i ≥ 128) and is non-empty
     // whenever outliers > 0, so its Q is the last level's.
     if outliers > 0.0 {
         p_ln_q += outliers * last_level_q.ln();
@@ -210,10 +241,41 @@ fn divergence_at(
     (p_ln_p - p_ln_q) / total + (kept / total).ln()
 }
 
+/// KL(P‖Q) for threshold `edge`, bin by bin from the normalized distributions.
+fn divergence_direct(counts: &[u64; BINS], edge: usize) -> f64 {
+    // Integer-valued f64 sums below 2^53 are exact, whatever the order.
+    let total: f64 = counts.iter().map(|&c| c as f64).sum();
+    let kept: f64 = counts[..edge].iter().map(|&c| c as f64).sum();
+    let mut divergence = 0.0;
+    for level in 0..QUANT_LEVELS {
+        let (start, end) = level_bounds(level, edge);
+        let level_bins = &counts[start..end];
+        let level_total: f64 = level_bins.iter().map(|&c| c as f64).sum();
+        let nonzero = level_bins.iter().filter(|&&c| c > 0).count() as f64;
+        for (offset, &count) in level_bins.iter().enumerate() {
+            let mut p = count as f64;
+            if start + offset == edge - 1 {
+                p += total - kept;
+            }
+            if p == 0.0 {
+                continue;
+            }
+            if count == 0 {
+                return f64::INFINITY;
+            }
+            let p = p / total;
+            let q = level_total / nonzero / kept;
+            divergence += p * (p / q).ln();
+        }
+    }
+    divergence
+}
+
 /// MSE threshold in bin units: among the bin centers `i + 0.5` for i in 128..2048, the one
 /// minimizing `Σ_j count_j · (fq(c_j) − c_j)²` over the bin centers `c_j`, where `fq` is symmetric
 /// INT8 fake quantization with that amax (round half to even, saturate at 127) — the search of
-/// pytorch-quantization's mse method. Ties go to the smallest threshold.
+/// pytorch-quantization's mse method. Ties (errors within 1e-12 relative, plus 1e-18 per value,
+/// of the smallest) go to the smallest threshold.
 pub(crate) fn mse_center(bins: &[u64; BINS]) -> f64 {
     let occupied: Vec<(f64, f64)> = bins
         .iter()
@@ -221,25 +283,28 @@ pub(crate) fn mse_center(bins: &[u64; BINS]) -> f64 {
         .filter(|&(_, &count)| count > 0)
         .map(|(j, &count)| (j as f64 + 0.5, count as f64))
         .collect();
-    let mut best_center = BINS as f64 - 0.5;
-    let mut best_error = f64::INFINITY;
-    for candidate in FIRST_CANDIDATE..BINS {
-        let amax = candidate as f64 + 0.5;
-        let to_int = INT8_MAX / amax;
-        let to_float = amax / INT8_MAX;
-        let error: f64 = occupied
-            .iter()
-            .map(|&(center, count)| {
-                let dequantized = (center * to_int).round_ties_even().min(INT8_MAX) * to_float;
-                count * (dequantized - center) * (dequantized - center)
-            })
-            .sum();
-        if error < best_error {
-            best_error = error;
-            best_center = amax;
-        }
-    }
-    best_center
+    let total: f64 = occupied.iter().map(|&(_, count)| count).sum();
+    let errors: Vec<(f64, f64)> = (FIRST_CANDIDATE..BINS)
+        .map(|candidate| {
+            let amax = candidate as f64 + 0.5;
+            let to_int = INT8_MAX / amax;
+            let to_float = amax / INT8_MAX;
+            let error: f64 = occupied
+                .iter()
+                .map(|&(center, count)| {
+                    let dequantized = (center * to_int).round_ties_even().min(INT8_MAX) * to_float;
+                    count * (dequantized - center) * (dequantized - center)
+                })
+                .sum();
+            (amax, error)
+        })
+        .collect();
+    let min_error = errors.iter().map(|&(_, e)| e).fold(f64::INFINITY, f64::min);
+    let tolerance = min_error * MSE_TIE_RELATIVE + total * MSE_TIE_PER_VALUE;
+    errors
+        .iter()
+        .find(|&&(_, e)| e <= min_error + tolerance)
+        .map_or(BINS as f64 - 0.5, |&(amax, _)| amax)
 }
 
 #[cfg(test)]

@@ -56,6 +56,9 @@ def distributions():
         "bimodal": bimodal,
         "gaussian_with_outliers": outliers,
         "uniform": rng.uniform(-2.0, 2.0, SHAPE),
+        # Few distinct values: many entropy thresholds reach KL = 0 exactly (ties decide).
+        "discrete_thirds": np.round(rng.normal(0.0, 1.0, SHAPE) * 3.0) / 3.0,
+        "mostly_zero": np.where(rng.random(SHAPE) < 0.98, 0.0, rng.exponential(1.0, SHAPE)),
     }
 
 
