@@ -6,7 +6,8 @@ entropy search from prefix sums; this file computes every candidate's distributi
 
 - max: the largest finite |x|.
 - histogram: 2048 bins of |x| over [0, abs-max], filled by trtq's documented rule
-  (f32 scale = 2048 / range_max; bin = min(trunc(|x| * scale), 2047); NaN/Inf not binned).
+  (f32 scale = min(2048 / range_max, f32 max); bin = trunc(min(|x| * scale, 2047)); NaN/Inf
+  not binned).
 - percentile: the smallest bin edge k (in 1..2048) with at least p% of the values in bins 0..k.
 - entropy: TensorRT's KL-divergence calibration ("8-bit Inference with TensorRT", GTC 2017) with
   pytorch-quantization's conventions: bin 0 takes bin 1's count, thresholds i = 128..2048 bins,
@@ -51,7 +52,8 @@ def histogram(values, range_max):
     magnitudes = np.abs(np.asarray(values, dtype=np.float32).ravel())
     magnitudes = magnitudes[np.isfinite(magnitudes)]
     range_max = np.float32(range_max)
-    scale = np.float32(BINS) / range_max if range_max > 0 else np.float32(0.0)
+    with np.errstate(over="ignore"):
+        scale = min(np.float32(BINS) / range_max, np.finfo(np.float32).max) if range_max > 0 else np.float32(0.0)
     scaled = np.minimum(magnitudes * scale, np.float32(BINS - 1))
     return np.bincount(scaled.astype(np.int64), minlength=BINS).astype(np.uint64)
 

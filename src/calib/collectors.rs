@@ -83,9 +83,9 @@ impl Default for MaxCollector {
     }
 }
 
-/// Bits of +Inf with the sign cleared; finite |x| have smaller bits, NaN larger.
-const INF_BITS: u32 = 0x7f80_0000;
-/// Values per scan block; keeps the per-block u32 counters from overflowing.
+/// Independent accumulators per scan step, so the loop vectorizes.
+const SCAN_LANES: usize = 16;
+/// Values per scan block; keeps the per-lane counters from overflowing.
 const SCAN_BLOCK: usize = 1 << 12;
 /// Values per parallel task.
 const PARALLEL_CHUNK: usize = 1 << 17;
@@ -116,34 +116,55 @@ impl MaxCollector {
         self.inf_count
     }
 
-    /// Statistics of one slice. Works on the bits of |x|: for non-negative floats, integer order
-    /// is float order, and the branch-free loop vectorizes.
+    /// Statistics of one slice, in `SCAN_LANES` independent lanes that the compiler turns into
+    /// SIMD (max/min by comparison and select, never `f32::max`, whose NaN rule blocks that).
     fn scan(values: &[f32]) -> Self {
         let mut stats = Self::default();
         for block in values.chunks(SCAN_BLOCK) {
-            let mut max_bits = 0u32;
-            let mut min_bits = u32::MAX;
-            let mut non_finite = 0u32;
-            let mut nan = 0u32;
-            for &value in block {
-                let bits = value.to_bits() & 0x7fff_ffff;
-                let finite = bits < INF_BITS;
-                max_bits = max_bits.max(if finite { bits } else { 0 });
-                min_bits = min_bits.min(if finite { bits } else { u32::MAX });
-                non_finite += u32::from(!finite);
-                nan += u32::from(bits > INF_BITS);
-            }
-            let finite_count = block.len() as u64 - u64::from(non_finite);
-            stats.merge(&Self {
-                abs_max: f32::from_bits(max_bits),
-                abs_min: if finite_count > 0 {
-                    f32::from_bits(min_bits)
+            let mut max = [0f32; SCAN_LANES];
+            let mut min = [f32::MAX; SCAN_LANES];
+            let mut non_finite = [0u32; SCAN_LANES];
+            let mut nan = [0u32; SCAN_LANES];
+            let mut observe = |lane: usize, value: f32| {
+                let magnitude = value.abs();
+                // False for NaN and infinity.
+                let finite = magnitude <= f32::MAX;
+                let for_max = if finite { magnitude } else { 0.0 };
+                let for_min = if finite { magnitude } else { f32::MAX };
+                max[lane] = if for_max > max[lane] {
+                    for_max
                 } else {
-                    f32::MAX
-                },
-                count: finite_count,
-                nan_count: u64::from(nan),
-                inf_count: u64::from(non_finite - nan),
+                    max[lane]
+                };
+                min[lane] = if for_min < min[lane] {
+                    for_min
+                } else {
+                    min[lane]
+                };
+                non_finite[lane] += u32::from(!finite);
+                nan[lane] += u32::from(magnitude.is_nan());
+            };
+            let mut steps = block.chunks_exact(SCAN_LANES);
+            for step in &mut steps {
+                for (lane, &value) in step.iter().enumerate() {
+                    observe(lane, value);
+                }
+            }
+            for (lane, &value) in steps.remainder().iter().enumerate() {
+                observe(lane, value);
+            }
+            let non_finite: u64 = non_finite.iter().map(|&n| u64::from(n)).sum();
+            let nan: u64 = nan.iter().map(|&n| u64::from(n)).sum();
+            stats.merge(&Self {
+                abs_max: max
+                    .iter()
+                    .fold(0.0, |acc, &m| if m > acc { m } else { acc }),
+                abs_min: min
+                    .iter()
+                    .fold(f32::MAX, |acc, &m| if m < acc { m } else { acc }),
+                count: block.len() as u64 - non_finite,
+                nan_count: nan,
+                inf_count: non_finite - nan,
             });
         }
         stats

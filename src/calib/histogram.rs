@@ -10,9 +10,10 @@
 //! makes scales depend on batch order and can leave half the bins empty.)
 //!
 //! Fill rule, which every implementation must follow bit for bit:
-//! `scale = 2048 / range_max` (one f32 division; `scale = 0` when `range_max == 0`), and a finite
-//! value `x` goes to bin `min(trunc(|x| * scale), 2047)` where the product is one rounded f32
-//! multiplication (no fused multiply-add). NaN and ±Inf are counted apart and not binned.
+//! `scale = min(2048 / range_max, f32::MAX)` (one f32 division; `scale = 0` when
+//! `range_max == 0`), and a finite value `x` goes to bin `trunc(min(|x| * scale, 2047))`, where
+//! the product is one rounded f32 multiplication (no fused multiply-add). NaN and ±Inf are
+//! counted apart and not binned.
 //! Values above `range_max` (only possible if the second pass saw other data) land in the top bin.
 
 use rayon::prelude::*;
@@ -24,6 +25,9 @@ use super::methods::{self, Method};
 
 /// Number of histogram bins (TensorRT's entropy calibrator uses 2048).
 pub const BINS: usize = 2048;
+
+/// The top bin's index as the f32 the fill rule clamps to.
+const TOP_BIN: f32 = (BINS - 1) as f32;
 
 /// Values per parallel task when filling; big enough to amortize a task's private bins.
 const PARALLEL_CHUNK: usize = 1 << 16;
@@ -92,8 +96,8 @@ impl Counts {
         for &value in values {
             let magnitude = value.abs();
             if magnitude.is_finite() {
-                // `as` truncates and saturates (NaN from 0·∞ becomes 0).
-                let index = ((magnitude * scale) as usize).min(BINS - 1);
+                // Never NaN: both factors are finite.
+                let index = (magnitude * scale).min(TOP_BIN) as usize;
                 self.bins[index] += 1;
             } else if magnitude.is_nan() {
                 self.nan += 1;
@@ -181,7 +185,7 @@ impl Histogram {
     /// The f32 factor of the fill rule (see the module doc).
     pub fn scale(&self) -> f32 {
         if self.range_max > 0.0 {
-            BINS as f32 / self.range_max
+            (BINS as f32 / self.range_max).min(f32::MAX)
         } else {
             0.0
         }
@@ -319,6 +323,15 @@ mod tests {
         histogram.add(&[0.1, 0.2, 1.9, f32::NAN]);
         let json = serde_json::to_string(&histogram).unwrap();
         assert_eq!(serde_json::from_str::<Histogram>(&json).unwrap(), histogram);
+    }
+
+    #[test]
+    fn tiny_range_keeps_zero_in_bin_0() {
+        // 2048 / 1e-40 overflows f32; the scale is capped at f32::MAX, so 0 · scale is 0 (not
+        // NaN) and 1e-40 · f32::MAX ≈ 0.034 also lands in bin 0. (Such an amax is floored.)
+        let mut histogram = Histogram::new(1e-40).unwrap();
+        histogram.add(&[0.0, 1e-40]);
+        assert_eq!(histogram.bins()[0], 2);
     }
 
     #[test]

@@ -61,7 +61,11 @@ mod tests {
     fn fortran_order_file_gives_the_same_amax_as_c_order() {
         let folder = tempfile::tempdir().unwrap();
         let c_order = Array2::from_shape_fn((40, 300), |(i, j)| ((i * 300 + j) as f32).sin());
-        let fortran = c_order.t().as_standard_layout().into_owned().reversed_axes();
+        let fortran = c_order
+            .t()
+            .as_standard_layout()
+            .into_owned()
+            .reversed_axes();
         assert!(!fortran.is_standard_layout());
         let (c_path, f_path) = (folder.path().join("c.npy"), folder.path().join("f.npy"));
         write_npy(&c_path, &c_order).unwrap();
