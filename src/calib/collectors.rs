@@ -4,7 +4,7 @@
 //! protocol that makes results independent of batch order, and tie groups. It does not run
 //! models or read data (the pipeline feeds batches) and knows nothing about tensor names.
 //!
-//! Two passes, as TensorRT's calibrator also runs:
+//! Two passes over the same batches (the price: the model runs twice for histogram methods):
 //! 1. a [`MaxCollector`] per tensor takes the abs-max (plus min |x| and NaN/Inf counts): `max`
 //!    is done here;
 //! 2. for `percentile`, `entropy` and `mse`, a [`HistogramCollector`] per tensor fills a
