@@ -41,6 +41,18 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Amax of one .npy array by a calibration method (tests/conformance/test_calib_parity.py).
+    #[command(hide = true)]
+    CalibAmax {
+        /// The .npy file.
+        file: PathBuf,
+        /// max | percentile | entropy | mse.
+        #[arg(long)]
+        method: String,
+        /// Percentile for `percentile`.
+        #[arg(long, default_value_t = trtq::calib::DEFAULT_PERCENTILE)]
+        percentile: f64,
+    },
     /// Re-encode a model (decode, then encode), e.g. to move weights to or from external data.
     Convert {
         /// The ONNX model to read.
@@ -102,6 +114,12 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Build { config, out } => {
             let summary = trtq::pipeline::build(&config, &trtq::pipeline::BuildOptions { out_dir: out })?;
             ui::info(format!("wrote {} artifacts to {}", summary.artifacts.len(), summary.output_dir.display()));
+            Ok(())
+        }
+        Command::CalibAmax { file, method, percentile } => {
+            let method = trtq::calib::Method::from_name(&method, percentile).map_err(|e| Error::BadInput(e.to_string()))?;
+            let result = trtq::calib::amax_of_npy(&file, method).map_err(|e| Error::BadInput(e.to_string()))?;
+            println!("{}", serde_json::to_string(&result).map_err(|e| Error::BadInput(e.to_string()))?);
             Ok(())
         }
         Command::Convert {
