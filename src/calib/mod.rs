@@ -1,1 +1,3 @@
 //! (stage not built yet)
+
+pub mod data;
