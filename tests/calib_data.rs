@@ -12,6 +12,7 @@ use ndarray_npy::{NpzWriter, write_npy};
 use trtq::calib::data::{self, BatchSource, DataError, ModelInput};
 use trtq::config::{ColorOrder, DataSource, Extent, ImageData, InputDtype, Layout};
 use trtq::graph::Tensor;
+use trtq::graph::shape::{Dim, ValueType};
 use trtq::onnx::proto::DataType;
 
 fn input(name: &str, dtype: DataType, dims: &[i64]) -> ModelInput {
@@ -49,11 +50,45 @@ fn npy(path: &Path) -> DataSource {
     }
 }
 
-fn open_err(source: &DataSource, inputs: &[ModelInput]) -> DataError {
-    match data::open(source, inputs, 4, 100, 0) {
+/// The error of opening `source`, which must fail.
+fn open_err_with(
+    source: &DataSource,
+    inputs: &[ModelInput],
+    batch: usize,
+    max: usize,
+    skip: usize,
+) -> DataError {
+    match data::open(source, inputs, batch, max, skip) {
         Ok(_) => panic!("opening {source:?} should fail"),
         Err(error) => error,
     }
+}
+
+/// [`open_err_with`] with batches of 4, at most 100 samples, none skipped.
+fn open_err(source: &DataSource, inputs: &[ModelInput]) -> DataError {
+    open_err_with(source, inputs, 4, 100, 0)
+}
+
+#[test]
+fn model_inputs_come_from_value_infos_with_a_dynamic_batch_as_minus_one() {
+    let dynamic = ValueType::with_dims(
+        DataType::Float as i32,
+        vec![Dim::Param("batch".into()), Dim::Known(3), Dim::Known(4)],
+    );
+    assert_eq!(
+        ModelInput::from_value_info(&dynamic.to_value_info("x")).unwrap(),
+        input("x", DataType::Float, &[-1, 3, 4])
+    );
+    let unknown_height = ValueType::with_dims(
+        DataType::Float as i32,
+        vec![Dim::Known(1), Dim::Unknown, Dim::Known(4)],
+    );
+    let error = ModelInput::from_value_info(&unknown_height.to_value_info("x")).unwrap_err();
+    assert!(error.to_string().contains("dimension 1"), "{error}");
+    assert!(matches!(
+        data::open(&DataSource::Synthetic { seed: 0 }, &[], 1, 1, 0),
+        Err(DataError::NoModelInputs)
+    ));
 }
 
 #[test]
@@ -75,7 +110,7 @@ fn max_samples_and_skip_select_a_window() {
     let path = dir.path().join("calib.npy");
     write_npy(&path, &counting(10)).unwrap();
     let x = input("x", DataType::Float, &[-1, 2, 3]);
-    let mut source = data::open(&npy(&path), &[x.clone()], 2, 5, 3).unwrap();
+    let mut source = data::open(&npy(&path), std::slice::from_ref(&x), 2, 5, 3).unwrap();
     assert_eq!(source.total(), Some(5));
     let (sizes, joined) = drain(source.as_mut(), "x");
     assert_eq!(sizes, vec![2, 2, 1]);
@@ -93,19 +128,6 @@ fn max_samples_and_skip_select_a_window() {
         ),
         "{error}"
     );
-}
-
-fn open_err_with(
-    source: &DataSource,
-    inputs: &[ModelInput],
-    batch: usize,
-    max: usize,
-    skip: usize,
-) -> DataError {
-    match data::open(source, inputs, batch, max, skip) {
-        Ok(_) => panic!("opening {source:?} should fail"),
-        Err(error) => error,
-    }
 }
 
 #[test]
@@ -619,9 +641,15 @@ fn reads_what_numpy_writes() {
     }
     let x = input("x", DataType::Float, &[-1, 2, 3]);
     let (_, joined) = drain(
-        data::open(&npy(&dir.path().join("a.npy")), &[x.clone()], 2, 9, 0)
-            .unwrap()
-            .as_mut(),
+        data::open(
+            &npy(&dir.path().join("a.npy")),
+            std::slice::from_ref(&x),
+            2,
+            9,
+            0,
+        )
+        .unwrap()
+        .as_mut(),
         "x",
     );
     assert_eq!(joined, counting(5));

@@ -243,11 +243,6 @@ impl ImageSamples {
     pub fn len(&self) -> usize {
         self.files.len()
     }
-
-    /// True when the folder holds no image.
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
-    }
 }
 
 impl SampleReader for ImageSamples {

@@ -3,8 +3,8 @@
 //!
 //! Owns: the [`BatchSource`] trait, [`open`] (which checks a source against the model's inputs
 //! before anything runs), batching (batch size, `max_samples`, `skip` for the evaluation split),
-//! and the readers of each form: `.npy` ([`npy`]), `.npz` ([`npz`]), a folder of `.npy`
-//! ([`npy_dir`]), a folder of images ([`images`]) and seeded random data ([`synthetic`]).
+//! and the readers of each form, one submodule each: `.npy` (`npy`), `.npz` (`npz`), a folder
+//! of `.npy` (`npy_dir`), a folder of images (`images`) and seeded random data (`synthetic`).
 //! Does not own: how a source is written in the config ([`crate::config::DataSource`]) nor what
 //! is done with the batches (the collectors and executors).
 //!
@@ -16,11 +16,11 @@
 //! (`batch_size` is then ignored) and trailing samples that do not fill a whole batch are left
 //! out; [`BatchSource::total`] counts only the samples that are yielded.
 
-pub mod images;
-pub mod npy;
-pub mod npy_dir;
-pub mod npz;
-pub mod synthetic;
+mod images;
+mod npy;
+mod npy_dir;
+mod npz;
+mod synthetic;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -105,6 +105,9 @@ pub enum DataError {
         kind: &'static str,
         inputs: Vec<String>,
     },
+    /// The model has no input to feed.
+    #[error("the model has no inputs to feed data to")]
+    NoModelInputs,
     /// A model input cannot be fed by this loader.
     #[error("model input '{input}': {reason}")]
     BadModelInput { input: String, reason: String },
@@ -317,6 +320,9 @@ struct BatchShape {
 impl BatchShape {
     /// The model's fixed batch dimension (all inputs must agree), else `batch_size`.
     fn of(inputs: &[ModelInput], batch_size: usize) -> Result<BatchShape, DataError> {
+        if inputs.is_empty() {
+            return Err(DataError::NoModelInputs);
+        }
         let mut fixed: Option<(&str, usize)> = None;
         for input in inputs {
             let first = input.dims.first().copied();
@@ -346,12 +352,6 @@ impl BatchShape {
                     });
                 }
             }
-        }
-        if inputs.is_empty() {
-            return Err(DataError::BadModelInput {
-                input: String::new(),
-                reason: "the model has no inputs to feed".to_owned(),
-            });
         }
         Ok(match fixed {
             Some((_, size)) => BatchShape { size, fixed: true },

@@ -436,11 +436,6 @@ impl NpySamples {
     pub fn len(&self) -> usize {
         self.stream.records_left()
     }
-
-    /// True when the file holds no sample.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl SampleReader for NpySamples {

@@ -4,7 +4,7 @@
 //! Owns: listing the folder, checking every file's header before anything runs, and reading
 //! across file boundaries so a batch may span files. Only one file is open at a time and it is
 //! streamed like a single `.npy`, so a large file costs no more memory than a small one.
-//! Does not own: the `.npy` format ([`super::npy`]) nor batching ([`super`]).
+//! Does not own: the `.npy` format (`super::npy`) nor batching ([`super`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -70,11 +70,6 @@ impl NpyDirSamples {
     /// Samples in all files.
     pub fn len(&self) -> usize {
         self.files.iter().map(|file| file.samples).sum()
-    }
-
-    /// True when no file holds a sample.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The stream of the current file, opening the next one when the current is used up;

@@ -4,7 +4,7 @@
 //! Owns: finding each input's entry (`<name>.npy`, as `np.savez` writes it) and reading it in
 //! place: a stored entry (`np.savez`) is read from its offset in the file, a deflated one
 //! (`np.savez_compressed`) through a streaming inflater, so neither is ever held whole.
-//! Does not own: the `.npy` format ([`super::npy`]) nor batching ([`super`]).
+//! Does not own: the `.npy` format (`super::npy`) nor batching ([`super`]).
 //!
 //! ndarray-npy's `NpzReader` only returns whole arrays, so the archive's directory is read with
 //! the `zip` crate and each entry's bytes are streamed from a file handle of their own.
@@ -77,11 +77,6 @@ impl NpzSamples {
     /// Samples in the archive (every input's array holds this many).
     pub fn len(&self) -> usize {
         self.samples
-    }
-
-    /// True when the archive holds no sample.
-    pub fn is_empty(&self) -> bool {
-        self.samples == 0
     }
 }
 
