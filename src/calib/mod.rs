@@ -10,6 +10,7 @@
 
 mod amax;
 mod collectors;
+pub mod data;
 mod error;
 mod histogram;
 mod methods;
