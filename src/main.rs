@@ -110,7 +110,8 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Inspect { model, json } => {
             let m = trtq::load(&model)?;
-            let report = trtq::inspect::inspect(&m, &trtq::fold_evaluator);
+            let report =
+                trtq::inspect::inspect(&m, &trtq::fold_evaluator);
             if json {
                 println!(
                     "{}",
@@ -123,13 +124,8 @@ fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Build { config, out } => {
-            let summary =
-                trtq::pipeline::build(&config, &trtq::pipeline::BuildOptions { out_dir: out })?;
-            ui::info(format!(
-                "wrote {} artifacts to {}",
-                summary.artifacts.len(),
-                summary.output_dir.display()
-            ));
+            let summary = trtq::pipeline::build(&config, &trtq::pipeline::BuildOptions { out_dir: out })?;
+            ui::info(format!("wrote {} artifacts to {}", summary.artifacts.len(), summary.output_dir.display()));
             Ok(())
         }
         Command::Convert {
