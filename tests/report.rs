@@ -406,7 +406,7 @@ fn cpu_only_report_marks_every_engine_column_not_built_and_keeps_the_rest() {
     }
     assert!(svg.contains("latency: not built: no TensorRT"), "{svg}");
     assert!(svg.contains("reformat time: not built: no TensorRT"));
-    for bar_label in ["\n 0\n", "\n 96\n", "\n 42\n"] {
+    for bar_label in ["\n0\n", "\n96\n", "\n42\n"] {
         assert!(svg.contains(bar_label), "no bar label {bar_label:?}");
     }
 

@@ -16,8 +16,14 @@ use super::model::{RunReport, VariantReport};
 
 const WIDTH: u32 = 820;
 const PANEL_HEIGHT: u32 = 190;
+/// Height of a panel that only says why it has no bars.
+const EMPTY_PANEL_HEIGHT: u32 = 80;
+const TITLE_HEIGHT: u32 = 36;
+/// Pixels between a bar's end and its label, and between the axis and the variant names.
+const GAP: i32 = 6;
 const FONT: &str = "sans-serif";
 const BAR: RGBColor = RGBColor(0x3b, 0x6e, 0xa8);
+const GREY_TEXT: RGBColor = RGBColor(0x70, 0x70, 0x70);
 
 /// A figure of one variant: its value, or why it has none.
 type Figure = Result<f64, String>;
@@ -69,7 +75,17 @@ pub fn to_svg(report: &RunReport) -> Result<String, ReportError> {
     ];
     let mut svg = String::new();
     {
-        let height = PANEL_HEIGHT * panels.len() as u32 + 40;
+        let heights: Vec<u32> = panels
+            .iter()
+            .map(|p| {
+                if p.has_values() {
+                    PANEL_HEIGHT
+                } else {
+                    EMPTY_PANEL_HEIGHT
+                }
+            })
+            .collect();
+        let height = TITLE_HEIGHT + heights.iter().sum::<u32>();
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         let draw = |e: &dyn std::fmt::Display| ReportError::Chart(e.to_string());
         root.fill(&WHITE).map_err(|e| draw(&e))?;
@@ -80,14 +96,28 @@ pub fn to_svg(report: &RunReport) -> Result<String, ReportError> {
             (FONT, 18).into_font().color(&BLACK),
         ))
         .map_err(|e| draw(&e))?;
-        let body = root.margin(36, 0, 0, 0);
-        let areas = body.split_evenly((panels.len(), 1));
+        let body = root.margin(TITLE_HEIGHT, 0, 0, 0);
+        let breaks: Vec<i32> = heights
+            .iter()
+            .scan(0, |top, h| {
+                *top += *h as i32;
+                Some(*top)
+            })
+            .take(panels.len().saturating_sub(1))
+            .collect();
+        let areas = body.split_by_breakpoints::<i32, i32, _, _>([], breaks);
         for (area, panel) in areas.iter().zip(&panels) {
             draw_panel(area, panel).map_err(|e| draw(&e))?;
         }
         root.present().map_err(|e| draw(&e))?;
     }
     Ok(svg)
+}
+
+impl Panel {
+    fn has_values(&self) -> bool {
+        self.figures.iter().any(|(_, f)| f.is_ok())
+    }
 }
 
 fn panel(
@@ -135,31 +165,43 @@ fn draw_panel<DB: DrawingBackend>(
         } else {
             reasons.join("; ")
         };
+        let centered = Pos::new(HPos::Center, VPos::Top);
+        let middle = WIDTH as i32 / 2;
         area.draw(&Text::new(
             caption,
-            (12, 8),
-            (FONT, 16).into_font().color(&BLACK),
+            (middle, 8),
+            (FONT, 16).into_font().color(&BLACK).pos(centered),
         ))?;
         area.draw(&Text::new(
             format!("{}: {reason}", panel.short),
-            (40, 60),
-            (FONT, 15).into_font().color(&RGBColor(0x80, 0x80, 0x80)),
+            (middle, 40),
+            (FONT, 15).into_font().color(&GREY_TEXT).pos(centered),
         ))?;
         return Ok(());
     }
     let max = values.iter().copied().fold(0.0_f64, f64::max);
     let x_end = if max > 0.0 { max * 1.3 } else { 1.0 };
-    let names: Vec<String> = panel.figures.iter().map(|(name, _)| name.clone()).collect();
+    // Segments count from the bottom; the first variant goes on top.
+    let rows = panel.figures.len();
+    let row = |i: usize| rows - 1 - i;
+    let names: Vec<String> = panel
+        .figures
+        .iter()
+        .rev()
+        .map(|(name, _)| name.clone())
+        .collect();
     let mut chart = ChartBuilder::on(area)
         .caption(caption, (FONT, 16))
         .margin(8)
         .x_label_area_size(24)
         .y_label_area_size(110)
-        .build_cartesian_2d(0.0..x_end, (0..panel.figures.len()).into_segmented())?;
+        .build_cartesian_2d(0.0..x_end, (0..rows).into_segmented())?;
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .y_labels(panel.figures.len())
+        .light_line_style(WHITE)
+        .set_tick_mark_size(LabelAreaPosition::Left, GAP)
+        .y_labels(rows)
         .y_label_formatter(&|value| match value {
             SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
                 names.get(*i).cloned().unwrap_or_default()
@@ -180,13 +222,13 @@ fn draw_panel<DB: DrawingBackend>(
         .color(&BLACK)
         .pos(Pos::new(HPos::Left, VPos::Center));
     for (i, (_, figure)) in panel.figures.iter().enumerate() {
-        let at = |x: f64| (x, SegmentValue::CenterOf(i));
+        let at = |x: f64| (x, SegmentValue::CenterOf(row(i)));
         match figure {
             Ok(value) => {
                 let mut bar = Rectangle::new(
                     [
-                        (0.0, SegmentValue::Exact(i)),
-                        (*value, SegmentValue::Exact(i + 1)),
+                        (0.0, SegmentValue::Exact(row(i))),
+                        (*value, SegmentValue::Exact(row(i) + 1)),
                     ],
                     BAR.filled(),
                 );
@@ -197,18 +239,19 @@ fn draw_panel<DB: DrawingBackend>(
                 } else {
                     format!("{value:.0}")
                 };
-                chart.draw_series(std::iter::once(Text::new(
-                    format!(" {text}"),
-                    at(*value),
-                    label_style.clone(),
-                )))?;
+                chart.draw_series(std::iter::once(
+                    EmptyElement::at(at(*value)) + Text::new(text, (GAP, 0), label_style.clone()),
+                ))?;
             }
             Err(reason) => {
-                chart.draw_series(std::iter::once(Text::new(
-                    format!(" {reason}"),
-                    at(0.0),
-                    label_style.clone().color(&RGBColor(0x80, 0x80, 0x80)),
-                )))?;
+                chart.draw_series(std::iter::once(
+                    EmptyElement::at(at(0.0))
+                        + Text::new(
+                            reason.clone(),
+                            (GAP, 0),
+                            label_style.clone().color(&GREY_TEXT),
+                        ),
+                ))?;
             }
         }
     }
