@@ -185,18 +185,22 @@ fn trex_trio_report_in_four_formats_as_a_run_writes_it() {
     assert_eq!(pattern[7], "passed", "{pattern:?}");
     let fp16 = table_row(&md, "Structure", "FP16");
     assert_eq!(fp16[2], "—", "FP16 has no layer report: {fp16:?}");
-    // Findings grouped by severity: the uniform engine's unfused Q are errors (not gated), the
-    // pattern engine's network-input Q is info.
-    let errors = md.find("### Errors").expect("errors group");
-    let info = md.find("### Info").expect("info group");
-    assert!(errors < info);
-    assert!(
-        md[errors..info].contains("**uniform INT8** (comparison variant, not gated) `unfused_qdq`")
+    // Findings grouped by severity: the product's only finding is the network-input Q (info); the
+    // uniform engine's unfused Q are errors, folded away as a comparison variant's.
+    let product = md.find(
+        "## Findings: pattern INT8\n\n### Info (1)\n\n- **pattern INT8** `unfused_qdq`: \
+         QuantizeLinear on network input",
     );
+    let folded = md.find("<details><summary>Findings of the comparison variants (24; not gated)");
     assert!(
-        md[info..].contains("**pattern INT8** `unfused_qdq`"),
+        product.is_some() && folded.is_some() && product < folded,
         "{md}"
     );
+    let folded = &md[folded.unwrap()..];
+    assert!(folded.contains("### Errors (23)"), "{folded}");
+    assert!(folded.contains(
+        "- **uniform INT8** `unfused_qdq`: QuantizeLinear 'QuantizeLinear_15' did not fuse"
+    ));
     assert!(md.contains("## Not measured"));
     assert!(md.contains("FP16: engine structure: no layer report of this engine"));
     assert!(md.contains("pattern INT8: accuracy: not measured"));

@@ -1,8 +1,8 @@
 //! `report.md`: the run's report as Markdown, readable as a CI comment.
 //!
 //! Owns the layout: a verdict line, the variant tables (latency, structure, accuracy), the baseline
-//! comparison, the findings grouped by severity, the run's warnings, and what was not measured and
-//! why. Figures are worded by [`super::cells`]; nothing is computed here.
+//! comparison, the findings grouped by severity (the product's first; the comparison variants'
+//! folded in a `<details>` block), the run's warnings, and what was not measured and why. Figures are worded by [`super::cells`]; nothing is computed here.
 
 use std::fmt::Write;
 
@@ -194,23 +194,49 @@ fn write_comparison(md: &mut String, report: &RunReport) {
 }
 
 fn write_findings(md: &mut String, report: &RunReport) {
-    let all: Vec<(&VariantReport, &Finding)> = report
-        .variants
-        .iter()
-        .filter_map(|v| v.verify().map(|r| (v, r)))
-        .flat_map(|(v, r)| r.findings.iter().map(move |f| (v, f)))
-        .collect();
-    if all.is_empty() {
-        return;
+    let findings_of = |product: bool| -> Vec<(&VariantReport, &Finding)> {
+        report
+            .variants
+            .iter()
+            .filter(|v| (v.variant == report.product) == product)
+            .filter_map(|v| v.verify().map(|r| (v, r)))
+            .flat_map(|(v, r)| r.findings.iter().map(move |f| (v, f)))
+            .collect()
+    };
+    let product = findings_of(true);
+    if !product.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Findings: {}
+",
+            report.product.label()
+        );
+        write_by_severity(md, &product);
     }
-    md.push_str("## Findings\n\n");
+    // The comparison variants' findings explain their latency but do not gate the run: folded away
+    // so a CI comment leads with what matters.
+    let others = findings_of(false);
+    if !others.is_empty() {
+        let _ = writeln!(
+            md,
+            "<details><summary>Findings of the comparison variants ({}; not gated)</summary>\n",
+            others.len()
+        );
+        write_by_severity(md, &others);
+        md.push_str("</details>\n\n");
+    }
+}
+
+fn write_by_severity(md: &mut String, findings: &[(&VariantReport, &Finding)]) {
     for (severity, title) in [
         (Severity::Error, "Errors"),
         (Severity::Warning, "Warnings"),
         (Severity::Info, "Info"),
     ] {
-        let group: Vec<&(&VariantReport, &Finding)> =
-            all.iter().filter(|(_, f)| f.severity == severity).collect();
+        let group: Vec<_> = findings
+            .iter()
+            .filter(|(_, f)| f.severity == severity)
+            .collect();
         if group.is_empty() {
             continue;
         }
@@ -220,18 +246,9 @@ fn write_findings(md: &mut String, report: &RunReport) {
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_default();
-            let time = finding
-                .time_ms
-                .map(|t| format!(" ({} ms)", cells::ms(t)))
-                .unwrap_or_default();
-            let gated = if variant.variant == report.product {
-                ""
-            } else {
-                " (comparison variant, not gated)"
-            };
             let _ = writeln!(
                 md,
-                "- **{}**{gated} `{kind}`{time}: {}",
+                "- **{}** `{kind}`: {}",
                 variant.variant.label(),
                 escape(&finding.message)
             );
