@@ -147,6 +147,7 @@ fn trex_trio_report_in_four_formats_as_a_run_writes_it() {
     if let Ok(dir) = std::env::var("TRTQ_REPORT_SAMPLES") {
         std::fs::write(Path::new(&dir).join("trio.svg"), read("report.svg")).unwrap();
         std::fs::write(Path::new(&dir).join("trio.md"), &md).unwrap();
+        std::fs::write(Path::new(&dir).join("trio.report.json"), read("report.json")).unwrap();
     }
     assert!(md.contains("**Result: passed**"), "{md}");
     assert_eq!(
@@ -335,6 +336,27 @@ fn trex_trio_comparison_gate_passes_forward_and_fails_backward() {
     let bad = trtq(&[&not_a_report, &new], "5");
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a trtq report.json"));
+}
+
+/// bench-results/baselines/trex-resnet18-a100.report.json is the trio report above (pattern =
+/// qat-residual-qgap), committed as the example CI baseline. Regenerate it with
+/// `TRTQ_REPORT_SAMPLES=DIR cargo test --test report` and copy DIR/trio.report.json over it.
+#[test]
+fn committed_trex_baseline_is_the_recordings_report_and_passes_the_gate() {
+    let Some(recordings) = support::recordings_dir() else {
+        return;
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("bench-results/baselines/trex-resnet18-a100.report.json");
+    let baseline = RunReport::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let current = trio_run(&recordings, tmp.path(), QGAP);
+    let mut expected = current.clone();
+    expected.trtq_version = baseline.trtq_version.clone();
+    assert_eq!(baseline, expected, "regenerate the baseline (see this test's doc)");
+    assert!(compare(&baseline, &current, 5.0).passed());
+    let slower = trio_run(&recordings, tmp.path(), QAT_RESIDUAL);
+    assert!(!compare(&baseline, &slower, 5.0).passed());
 }
 
 fn accuracy(sqnr_db: f64) -> Accuracy {
