@@ -15,7 +15,7 @@ use trtq::report::{
     Variant, VariantReport, compare, to_junit, to_markdown, to_svg, write_reports,
 };
 use trtq::trt::report::{EngineReport, LatencySummary};
-use trtq::verify::{VerifyGates, verify};
+use trtq::verify::{MatchesFile, VerifyGates, verify};
 
 const ALL_FORMATS: [ReportFormat; 4] = [
     ReportFormat::Markdown,
@@ -51,19 +51,34 @@ fn timing_file(dir: &Path, stem: &str, mean_ms: f64) -> PathBuf {
 }
 
 /// An INT8 variant built from a recorded engine, as the engine and verify stages would hand it over.
-fn recorded_engine(recordings: &Path, tmp: &Path, (stem, mean_ms): (&str, f64)) -> BuiltEngine {
+fn recorded_engine(
+    recordings: &Path,
+    tmp: &Path,
+    (stem, mean_ms): (&str, f64),
+    matches: Option<&MatchesFile>,
+) -> BuiltEngine {
     let layers = recordings.join(format!("{stem}.graph.json"));
     let profile = recordings.join(format!("{stem}.profile.json"));
     let times = timing_file(tmp, stem, mean_ms);
     let report = EngineReport::load(&layers, Some(&profile), Some(&times))
         .unwrap_or_else(|e| panic!("{stem}: {e}"));
-    let outcome = verify(&report, None, &VerifyGates::default());
-    BuiltEngine::from_engine(&report, &outcome, BATCH, None)
+    let outcome = verify(&report, matches, &VerifyGates::default());
+    BuiltEngine::from_engine(&report, matches, &outcome, BATCH, None)
 }
 
 /// A run whose pattern variant is `pattern`, the uniform one `qat`, and FP16 known by latency only
 /// (its layer report is not among the recordings).
 fn trio_run(recordings: &Path, tmp: &Path, pattern: (&str, f64)) -> RunReport {
+    trio_run_with(recordings, tmp, pattern, None)
+}
+
+/// [`trio_run`] with the broken-fusion check joined to `matches`.
+fn trio_run_with(
+    recordings: &Path,
+    tmp: &Path,
+    pattern: (&str, f64),
+    matches: Option<&MatchesFile>,
+) -> RunReport {
     let mut run = RunReport::new(
         "resnet18 (TREx A100 recordings)",
         BATCH,
@@ -75,10 +90,13 @@ fn trio_run(recordings: &Path, tmp: &Path, pattern: (&str, f64)) -> RunReport {
             Variant::Fp16,
             BuiltEngine::new(LatencySummary::from_samples(&[FP16_MS]), BATCH, None),
         ),
-        VariantReport::built(Variant::UniformInt8, recorded_engine(recordings, tmp, QAT)),
+        VariantReport::built(
+            Variant::UniformInt8,
+            recorded_engine(recordings, tmp, QAT, matches),
+        ),
         VariantReport::built(
             Variant::PatternInt8,
-            recorded_engine(recordings, tmp, pattern),
+            recorded_engine(recordings, tmp, pattern, matches),
         ),
     ];
     run
@@ -147,7 +165,12 @@ fn trex_trio_report_in_four_formats_as_a_run_writes_it() {
     if let Ok(dir) = std::env::var("TRTQ_REPORT_SAMPLES") {
         std::fs::write(Path::new(&dir).join("trio.svg"), read("report.svg")).unwrap();
         std::fs::write(Path::new(&dir).join("trio.md"), &md).unwrap();
-        std::fs::write(Path::new(&dir).join("trio.report.json"), read("report.json")).unwrap();
+        std::fs::write(
+            Path::new(&dir).join("trio.report.json"),
+            read("report.json"),
+        )
+        .unwrap();
+        std::fs::write(Path::new(&dir).join("trio.junit.xml"), read("junit.xml")).unwrap();
     }
     assert!(md.contains("**Result: passed**"), "{md}");
     assert_eq!(
@@ -235,10 +258,10 @@ fn trex_trio_report_in_four_formats_as_a_run_writes_it() {
         assert_eq!(a, b);
     }
 
-    // JUnit: 3 engine_built + the product's 5 verify gates + its accuracy gate (skipped: no
-    // min_sqnr_db), nothing failed.
+    // JUnit: 3 engine_built + the product's 5 verify gates + its accuracy gate; nothing failed;
+    // skipped: the broken-fusion gate (no matches file) and the accuracy gate (no min_sqnr_db).
     let xml = read("junit.xml");
-    assert_eq!(junit_counts(&xml), (9, 0, 1), "{xml}");
+    assert_eq!(junit_counts(&xml), (9, 0, 2), "{xml}");
     assert!(xml.contains("name=\"verify.fail_on_unfused_qdq\"/>"));
 
     // SVG: one bar per variant with its latency; the Q/DQ panel says why it is empty.
@@ -286,22 +309,31 @@ fn trex_trio_comparison_gate_passes_forward_and_fails_backward() {
         "{}",
         latency.message
     );
-    // Figures missing on either side are skipped, not passed: FP16 has no layer report, and no
-    // run measured accuracy.
+    // Figures missing on either side are skipped, not passed: FP16 has no layer report (3 checks),
+    // no run measured accuracy (3), no matches file was given for the INT8 engines (2).
     let skipped = backward
         .checks
         .iter()
         .filter(|c| c.status == CheckStatus::Skipped)
         .count();
-    assert_eq!(skipped, 3 + 3, "{}", backward.to_text());
+    assert_eq!(skipped, 3 + 3 + 2, "{}", backward.to_text());
 
     // The same regression as a run's report: junit lists each comparison check, failed ones as
     // failures, next to the product's failed verify gates.
     let mut regressed = qat.clone();
     regressed.comparison = Some(backward);
     let xml = to_junit(&regressed);
-    // 9 as above + 15 comparison checks; failures: 4 verify gates of qat + 3 regressions.
-    assert_eq!(junit_counts(&xml), (24, 7, 7), "{xml}");
+    if let Ok(dir) = std::env::var("TRTQ_REPORT_SAMPLES") {
+        std::fs::write(Path::new(&dir).join("regressed.junit.xml"), &xml).unwrap();
+        std::fs::write(
+            Path::new(&dir).join("regressed.md"),
+            to_markdown(&regressed),
+        )
+        .unwrap();
+    }
+    // 9 as above + 15 comparison checks; failures: 4 verify gates of qat + 3 regressions;
+    // skipped: 2 as above + 8 comparison checks.
+    assert_eq!(junit_counts(&xml), (24, 7, 10), "{xml}");
     let md = to_markdown(&regressed);
     assert!(md.contains("## Baseline comparison: FAILED"), "{md}");
     assert!(md.contains("| pattern INT8 | unfused_qdq | **FAILED** | unfused Q/DQ 1 → 10, 9 new"));
@@ -338,6 +370,51 @@ fn trex_trio_comparison_gate_passes_forward_and_fails_backward() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a trtq report.json"));
 }
 
+#[test]
+fn a_new_broken_fusion_fails_the_comparison() {
+    let Some(recordings) = support::recordings_dir() else {
+        return;
+    };
+    // Node names of the TREx ResNet-18 QAT exports, as a pattern engine would list them: the
+    // -residual engine runs the stem as one ConvActPool layer, the qat engine splits it.
+    let matches = r#"{"matches": [
+        {"pattern": "StemConvBNReLUMaxPool", "nodes": ["Conv_9", "Relu_11", "MaxPool_12"], "qdq_points": {"Input": "input.1"}},
+        {"pattern": "ConvBNAddReLU", "nodes": ["Conv_34", "Add_36", "Relu_37"], "qdq_points": {"Input": "a", "ResidualInput": "b"}}
+    ]}"#;
+    let matches = MatchesFile::parse(matches, Path::new("matches.json")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let fused = trio_run_with(&recordings, tmp.path(), QAT_RESIDUAL, Some(&matches));
+    let split = trio_run_with(&recordings, tmp.path(), QAT, Some(&matches));
+    let broken_check = |outcome: &trtq::report::CompareOutcome| {
+        outcome
+            .checks
+            .iter()
+            .find(|c| {
+                c.variant == Variant::PatternInt8 && c.check == CompareCheckKind::BrokenFusions
+            })
+            .cloned()
+            .unwrap()
+    };
+    let regressed = broken_check(&compare(&fused, &split, 1000.0));
+    assert_eq!(regressed.status, CheckStatus::Failed, "{regressed:?}");
+    assert!(
+        regressed
+            .message
+            .contains("new: StemConvBNReLUMaxPool[Conv_9, MaxPool_12, Relu_11]"),
+        "{regressed:?}"
+    );
+    assert_eq!(
+        broken_check(&compare(&split, &fused, 1000.0)).status,
+        CheckStatus::Passed
+    );
+    // Without matches on one side the check cannot run: skipped, not passed.
+    let unchecked = trio_run(&recordings, tmp.path(), QAT);
+    assert_eq!(
+        broken_check(&compare(&fused, &unchecked, 1000.0)).status,
+        CheckStatus::Skipped
+    );
+}
+
 /// bench-results/baselines/trex-resnet18-a100.report.json is the trio report above (pattern =
 /// qat-residual-qgap), committed as the example CI baseline. Regenerate it with
 /// `TRTQ_REPORT_SAMPLES=DIR cargo test --test report` and copy DIR/trio.report.json over it.
@@ -353,7 +430,10 @@ fn committed_trex_baseline_is_the_recordings_report_and_passes_the_gate() {
     let current = trio_run(&recordings, tmp.path(), QGAP);
     let mut expected = current.clone();
     expected.trtq_version = baseline.trtq_version.clone();
-    assert_eq!(baseline, expected, "regenerate the baseline (see this test's doc)");
+    assert_eq!(
+        baseline, expected,
+        "regenerate the baseline (see this test's doc)"
+    );
     assert!(compare(&baseline, &current, 5.0).passed());
     let slower = trio_run(&recordings, tmp.path(), QAT_RESIDUAL);
     assert!(!compare(&baseline, &slower, 5.0).passed());

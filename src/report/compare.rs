@@ -3,7 +3,8 @@
 //! Owns what counts as a regression, per variant present in both reports:
 //! - latency: the median grew by more than `max_latency_regression_pct` percent;
 //! - broken fusions: a pattern match is split over several layers that was not in the baseline
-//!   (compared by pattern and node names, so one fixed and another broken still fails);
+//!   (compared by pattern and node names, so one fixed and another broken still fails; needs both
+//!   runs verified with their matches.json);
 //! - reformat layers: more than in the baseline;
 //! - unfused Q/DQ: more than in the baseline (the new ones named when their nodes differ);
 //! - accuracy: SQNR lower than the baseline's by more than [`MAX_SQNR_DROP_DB`].
@@ -276,6 +277,12 @@ fn broken_fusions(base: &VariantReport, cur: &VariantReport) -> Verdict {
         Ok(pair) => pair,
         Err(verdict) => return verdict,
     };
+    if !(b.broken_fusions_checked && c.broken_fusions_checked) {
+        return skipped(
+            "broken-fusion check (needs matches.json)",
+            !b.broken_fusions_checked,
+        );
+    }
     let before = finding_keys(b, FindingKind::BrokenFusion);
     let new_keys: Vec<String> = finding_keys(c, FindingKind::BrokenFusion)
         .difference(&before)

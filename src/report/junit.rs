@@ -2,9 +2,10 @@
 //!
 //! Owns the mapping: one `<testsuite>` per variant with a test case for the engine build, plus, for
 //! the run's product variant, one per verify gate and one for the accuracy gate; one `<testsuite>`
-//! for the baseline comparison with a test case per check (every variant). A gate that could not run (engine not built, figure not
-//! measured, gate not configured) is `<skipped>` with the reason; a failed gate is a `<failure>`
-//! whose message says why. Not owned: the gates' logic.
+//! for the baseline comparison with a test case per check (every variant). A gate that could not
+//! run (engine not built, no matches file, no profile, figure not measured, gate not configured)
+//! is `<skipped>` with the reason, never a pass; a failed gate is a `<failure>` whose message says
+//! why. Not owned: the gates' logic.
 
 use std::fmt::Write;
 
@@ -130,6 +131,12 @@ fn verify_gate(entry: &VariantReport, gate: &str) -> Outcome {
     let Some(record) = entry.verify() else {
         return Outcome::Skipped("no layer report of this engine".into());
     };
+    if gate == "fail_on_broken_fusion" && !record.broken_fusions_checked {
+        return Outcome::Skipped("no matches file: the broken-fusion check did not run".into());
+    }
+    if gate == "max_reformat_time_pct" && record.summary.reformat_time_pct.is_none() {
+        return Outcome::Skipped("no profile: reformat time was not measured".into());
+    }
     let failures: Vec<&str> = record
         .gate_failures
         .iter()

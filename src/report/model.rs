@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::graph::Model;
 use crate::trt::report::{EngineReport, LatencySummary};
-use crate::verify::{Finding, Summary, VerifyOutcome};
+use crate::verify::{Finding, MatchesFile, Summary, VerifyOutcome};
 
 use super::compare::CompareOutcome;
 
@@ -118,6 +118,9 @@ pub struct VerifyRecord {
     pub findings: Vec<Finding>,
     /// Layer counts, reformats, unfused Q/DQ, broken fusions.
     pub summary: Summary,
+    /// The broken-fusion check ran (a matches file was given); when false, `broken_fusions` is 0
+    /// because nothing was checked.
+    pub broken_fusions_checked: bool,
     /// Summed time of the reformat layers (profile average per inference), when profiled.
     pub reformat_time_ms: Option<f64>,
     /// What could not be checked, and why.
@@ -125,9 +128,10 @@ pub struct VerifyRecord {
 }
 
 impl VerifyRecord {
-    /// Records a verification.
-    pub fn new(outcome: &VerifyOutcome) -> VerifyRecord {
+    /// Records a verification made with `matches` (as passed to [`crate::verify::verify`]).
+    pub fn new(outcome: &VerifyOutcome, matches: Option<&MatchesFile>) -> VerifyRecord {
         VerifyRecord {
+            broken_fusions_checked: matches.is_some(),
             passed: outcome.passed(),
             gate_failures: outcome.gate_failures.clone(),
             findings: outcome.findings.clone(),
@@ -170,15 +174,17 @@ impl BuiltEngine {
         }
     }
 
-    /// An engine with its layer report (latency from the report's timing file) and verification.
+    /// An engine with its layer report (latency from the report's timing file) and its
+    /// verification, made with `matches`.
     pub fn from_engine(
         report: &EngineReport,
+        matches: Option<&MatchesFile>,
         outcome: &VerifyOutcome,
         batch_size: usize,
         engine_bytes: Option<u64>,
     ) -> BuiltEngine {
         BuiltEngine {
-            verify: Some(VerifyRecord::new(outcome)),
+            verify: Some(VerifyRecord::new(outcome, matches)),
             ..BuiltEngine::new(report.latency().cloned(), batch_size, engine_bytes)
         }
     }
