@@ -1,5 +1,5 @@
 //! The text of one report figure, shared by the Markdown, SVG and JUnit writers so a number reads
-//! the same everywhere: engine figures of an unbuilt engine read "not built: <reason>", a figure
+//! the same everywhere: engine figures of an unbuilt engine read `"not built: <reason>"`, a figure
 //! that was not measured reads "—".
 //!
 //! Owns number formatting and the not-built/not-measured wording; not the layout of any format.
@@ -25,7 +25,7 @@ pub fn bytes(value: u64) -> String {
 }
 
 /// An engine figure of `entry`: `figure(engine)` when built (`—` when that is `None`),
-/// "not built: <reason>" otherwise.
+/// `"not built: <reason>"` otherwise.
 pub fn engine_figure(
     entry: &VariantReport,
     figure: impl FnOnce(&BuiltEngine) -> Option<String>,

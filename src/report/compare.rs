@@ -263,11 +263,10 @@ fn finding_keys(record: &VerifyRecord, kind: FindingKind) -> BTreeSet<String> {
         .map(|f| {
             let mut nodes = f.nodes.clone();
             nodes.sort();
-            format!(
-                "{}[{}]",
-                f.pattern.as_deref().unwrap_or(""),
-                nodes.join(", ")
-            )
+            match &f.pattern {
+                Some(pattern) => format!("{pattern}[{}]", nodes.join(", ")),
+                None => nodes.join(" + "),
+            }
         })
         .collect()
 }
@@ -290,13 +289,16 @@ fn broken_fusions(base: &VariantReport, cur: &VariantReport) -> Verdict {
         .collect();
     let after = c.summary.broken_fusions;
     let message = format!("broken fusions {} → {after}", b.summary.broken_fusions);
-    if new_keys.is_empty() && after <= b.summary.broken_fusions {
-        (CheckStatus::Passed, message)
-    } else {
-        (
+    match (new_keys.is_empty(), after > b.summary.broken_fusions) {
+        (true, false) => (CheckStatus::Passed, message),
+        (true, true) => (
+            CheckStatus::Failed,
+            format!("{message}: {} more", after - b.summary.broken_fusions),
+        ),
+        (false, _) => (
             CheckStatus::Failed,
             format!("{message}; new: {}", new_keys.join("; ")),
-        )
+        ),
     }
 }
 
