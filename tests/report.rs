@@ -578,3 +578,22 @@ fn report_json_of_another_schema_version_is_refused_with_what_to_do() {
         "{err}"
     );
 }
+
+#[test]
+fn exact_outputs_round_trip_as_null_sqnr_and_compare_equal() {
+    let mut run = cpu_only_run();
+    run.variants[0].accuracy = Some(accuracy(f64::INFINITY));
+    let text = run.to_json().unwrap();
+    let json: Value = serde_json::from_str(&text).unwrap();
+    assert!(json["variants"][0]["accuracy"]["sqnr_db"].is_null());
+    let back = RunReport::from_json(&text, Path::new("report.json")).unwrap();
+    assert_eq!(back, run);
+    assert!(compare(&run, &back, 5.0).passed());
+    let mut worse = run.clone();
+    worse.variants[0].accuracy = Some(accuracy(80.0));
+    let failed: Vec<_> = compare(&run, &worse, 5.0)
+        .failures()
+        .map(|c| (c.variant, c.check))
+        .collect();
+    assert_eq!(failed, [(Variant::Fp16, CompareCheckKind::Accuracy)]);
+}
