@@ -82,6 +82,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// CI regression gate: compare a run's report.json with a baseline report.json. Exit 1 on a
+    /// latency regression beyond the threshold, a new broken fusion, new reformat layers or unfused
+    /// Q/DQ, or an SQNR drop.
+    Compare {
+        /// The baseline report.json (e.g. committed in bench-results/baselines/).
+        baseline: PathBuf,
+        /// The current run's report.json.
+        current: PathBuf,
+        /// Largest allowed growth of any variant's median latency ("5%" or "5").
+        #[arg(long, default_value = "5%", value_parser = parse_percent)]
+        max_latency_regression: f64,
+        /// Print the comparison as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Reads "5%" or "5" as 5.0 (a finite, non-negative percentage).
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%').trim();
+    match number.parse::<f64>() {
+        Ok(pct) if pct.is_finite() && pct >= 0.0 => Ok(pct),
+        _ => Err(format!("'{text}' is not a percentage (e.g. 5%)")),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -172,6 +196,33 @@ fn run(cli: Cli) -> Result<(), Error> {
                 Err(Error::CheckFailed(format!(
                     "verification failed: {}",
                     outcome.gate_failures.join("; ")
+                )))
+            }
+        }
+        Command::Compare {
+            baseline,
+            current,
+            max_latency_regression,
+            json,
+        } => {
+            let bad_input = |e: &dyn std::fmt::Display| Error::BadInput(e.to_string());
+            let baseline = trtq::report::RunReport::load(&baseline).map_err(|e| bad_input(&e))?;
+            let current = trtq::report::RunReport::load(&current).map_err(|e| bad_input(&e))?;
+            let outcome = trtq::report::compare(&baseline, &current, max_latency_regression);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&outcome).map_err(|e| bad_input(&e))?
+                );
+            } else {
+                print!("{}", outcome.to_text());
+            }
+            if outcome.passed() {
+                Ok(())
+            } else {
+                Err(Error::CheckFailed(format!(
+                    "{} regressions against the baseline",
+                    outcome.failures().count()
                 )))
             }
         }
