@@ -8,8 +8,8 @@
 use super::eval_node;
 use crate::exec::{Backend, ExecError, Observer, Plan};
 use crate::graph::{Model, Tensor};
-use crate::onnx::proto::type_proto;
 use crate::onnx::proto::tensor_shape_proto::dimension;
+use crate::onnx::proto::type_proto;
 use std::collections::HashMap;
 
 /// A declared graph input: element type and dims (`None` = symbolic or unknown).
@@ -75,7 +75,10 @@ impl CpuBackend {
         }
         if let Some(dims) = &decl.dims {
             let fits = dims.len() == t.shape().len()
-                && dims.iter().zip(t.shape()).all(|(d, &s)| d.is_none_or(|d| d == s));
+                && dims
+                    .iter()
+                    .zip(t.shape())
+                    .all(|(d, &s)| d.is_none_or(|d| d == s));
             if !fits {
                 return Err(mismatch(format!(
                     "shape {:?} given, the graph declares {:?} (None = any)",
@@ -138,9 +141,9 @@ impl Backend for CpuBackend {
         let mut live: HashMap<String, Tensor> = HashMap::new();
         let mut live_bytes = 0usize;
         for name in &plan.inputs {
-            let t = inputs.remove(name).ok_or_else(|| ExecError::MissingInput {
-                name: name.clone(),
-            })?;
+            let t = inputs
+                .remove(name)
+                .ok_or_else(|| ExecError::MissingInput { name: name.clone() })?;
             self.check_input(name, &t)?;
             if observer.wants(name) {
                 observer.observe(name, &t);
@@ -178,7 +181,9 @@ impl Backend for CpuBackend {
                             .ok_or_else(|| ExecError::InvalidNode {
                                 node: node.name.clone(),
                                 op: node.op_type.clone(),
-                                message: format!("input '{v}' has no value (freed or never computed)"),
+                                message: format!(
+                                    "input '{v}' has no value (freed or never computed)"
+                                ),
                             })
                     })
                     .collect::<Result<Vec<_>, _>>()?;

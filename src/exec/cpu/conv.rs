@@ -111,6 +111,10 @@ fn im2col_row(win: &Window, plane: &[f32], k: [usize; 3], row: &mut [f32]) {
             };
             let src = &plane[(id * i1 + ih) * i2..][..i2];
             let valid = win.valid_outputs(2, k[2]);
+            if valid.is_empty() {
+                seg.fill(0.0);
+                continue;
+            }
             seg[..valid.start].fill(0.0);
             seg[valid.end..].fill(0.0);
             let first = valid.start * win.strides[2] + k[2] * win.dilations[2] - win.pad_begin[2];
@@ -140,38 +144,44 @@ fn depthwise(args: &ConvArgs, win: &Window, out: &mut [f32]) {
     let offsets = kernel_offsets(win);
     let [_, i1, i2] = win.input;
     let [_, o1, o2] = win.output;
-    out.par_chunks_mut(os).enumerate().for_each(|(plane_idx, dst)| {
-        let (n, m) = (plane_idx / args.out_channels, plane_idx % args.out_channels);
-        let c = m / per_group;
-        let src = &args.x[(n * args.in_channels + c) * is..][..is];
-        let weights = &args.w[m * ks..][..ks];
-        dst.fill(args.bias.as_ref().map_or(0.0, |b| b[m]));
-        for (&wv, k) in weights.iter().zip(&offsets) {
-            let cols = win.valid_outputs(2, k[2]);
-            if cols.is_empty() {
-                continue;
-            }
-            let first = cols.start * win.strides[2] + k[2] * win.dilations[2] - win.pad_begin[2];
-            for od in win.valid_outputs(0, k[0]) {
-                let id = od * win.strides[0] + k[0] * win.dilations[0] - win.pad_begin[0];
-                for oh in win.valid_outputs(1, k[1]) {
-                    let ih = oh * win.strides[1] + k[1] * win.dilations[1] - win.pad_begin[1];
-                    let in_row = &src[(id * i1 + ih) * i2..][..i2];
-                    let out_row = &mut dst[(od * o1 + oh) * o2..][..o2];
-                    if win.strides[2] == 1 {
-                        let len = cols.len();
-                        for (o, &v) in out_row[cols.clone()].iter_mut().zip(&in_row[first..first + len]) {
-                            *o += wv * v;
-                        }
-                    } else {
-                        for (j, ow) in cols.clone().enumerate() {
-                            out_row[ow] += wv * in_row[first + j * win.strides[2]];
+    out.par_chunks_mut(os)
+        .enumerate()
+        .for_each(|(plane_idx, dst)| {
+            let (n, m) = (plane_idx / args.out_channels, plane_idx % args.out_channels);
+            let c = m / per_group;
+            let src = &args.x[(n * args.in_channels + c) * is..][..is];
+            let weights = &args.w[m * ks..][..ks];
+            dst.fill(args.bias.as_ref().map_or(0.0, |b| b[m]));
+            for (&wv, k) in weights.iter().zip(&offsets) {
+                let cols = win.valid_outputs(2, k[2]);
+                if cols.is_empty() {
+                    continue;
+                }
+                let first =
+                    cols.start * win.strides[2] + k[2] * win.dilations[2] - win.pad_begin[2];
+                for od in win.valid_outputs(0, k[0]) {
+                    let id = od * win.strides[0] + k[0] * win.dilations[0] - win.pad_begin[0];
+                    for oh in win.valid_outputs(1, k[1]) {
+                        let ih = oh * win.strides[1] + k[1] * win.dilations[1] - win.pad_begin[1];
+                        let in_row = &src[(id * i1 + ih) * i2..][..i2];
+                        let out_row = &mut dst[(od * o1 + oh) * o2..][..o2];
+                        if win.strides[2] == 1 {
+                            let len = cols.len();
+                            for (o, &v) in out_row[cols.clone()]
+                                .iter_mut()
+                                .zip(&in_row[first..first + len])
+                            {
+                                *o += wv * v;
+                            }
+                        } else {
+                            for (j, ow) in cols.clone().enumerate() {
+                                out_row[ow] += wv * in_row[first + j * win.strides[2]];
+                            }
                         }
                     }
                 }
             }
-        }
-    });
+        });
 }
 
 fn conv(ctx: &Ctx) -> OpResult<Tensor> {
@@ -189,7 +199,11 @@ fn conv(ctx: &Ctx) -> OpResult<Tensor> {
             && win.pad_begin == [0, 0, 0]
             && win.pad_end == [0, 0, 0];
         let rows = cg * ks;
-        let mut col = if pointwise { Vec::new() } else { vec![0.0f32; rows * os] };
+        let mut col = if pointwise {
+            Vec::new()
+        } else {
+            vec![0.0f32; rows * os]
+        };
         let offsets = kernel_offsets(&win);
         for n in 0..args.batch {
             for g in 0..args.group {
@@ -228,7 +242,9 @@ fn conv(ctx: &Ctx) -> OpResult<Tensor> {
 fn transpose_window(ctx: &Ctx, x_spatial: &[usize], kernel: &[usize]) -> OpResult<Window> {
     let rank = x_spatial.len();
     if !(1..=3).contains(&rank) {
-        return Err(super::unsupported(format!("{rank} spatial dims (1 to 3 supported)")));
+        return Err(super::unsupported(format!(
+            "{rank} spatial dims (1 to 3 supported)"
+        )));
     }
     let list = |name: &str, default: i64| -> OpResult<Vec<i64>> {
         match ctx.node.attr_ints(name) {
@@ -241,7 +257,10 @@ fn transpose_window(ctx: &Ctx, x_spatial: &[usize], kernel: &[usize]) -> OpResul
     let dilations = list("dilations", 1)?;
     let out_pad = list("output_padding", 0)?;
     let auto_pad = ctx.attr_s_or("auto_pad", "NOTSET");
-    let output_shape = ctx.node.attr_ints("output_shape").map(|v| v[v.len().saturating_sub(rank)..].to_vec());
+    let output_shape = ctx
+        .node
+        .attr_ints("output_shape")
+        .map(|v| v[v.len().saturating_sub(rank)..].to_vec());
     let pads = ctx.node.attr_ints("pads");
     let mut win = Window {
         rank,
@@ -284,7 +303,12 @@ fn transpose_window(ctx: &Ctx, x_spatial: &[usize], kernel: &[usize]) -> OpResul
             (None, _) => {
                 let (pb, pe) = match pads {
                     Some(p) if p.len() == 2 * rank => (p[i], p[i + rank]),
-                    Some(p) => return Err(invalid(format!("pads = {p:?} must have {} values", 2 * rank))),
+                    Some(p) => {
+                        return Err(invalid(format!(
+                            "pads = {p:?} must have {} values",
+                            2 * rank
+                        )));
+                    }
                     None => (0, 0),
                 };
                 (pb, pe, full - pb - pe)
@@ -338,11 +362,13 @@ fn conv_transpose(ctx: &Ctx) -> OpResult<Tensor> {
                     for od in win.valid_outputs(0, k[0]) {
                         let yd = od * win.strides[0] + k[0] * win.dilations[0] - win.pad_begin[0];
                         for oh in win.valid_outputs(1, k[1]) {
-                            let yh = oh * win.strides[1] + k[1] * win.dilations[1] - win.pad_begin[1];
+                            let yh =
+                                oh * win.strides[1] + k[1] * win.dilations[1] - win.pad_begin[1];
                             let y_row = &mut plane[(yd * i1 + yh) * i2..][..i2];
                             let x_row = &row[(od * o1 + oh) * o2..][..o2];
                             for ow in win.valid_outputs(2, k[2]) {
-                                let yw = ow * win.strides[2] + k[2] * win.dilations[2] - win.pad_begin[2];
+                                let yw = ow * win.strides[2] + k[2] * win.dilations[2]
+                                    - win.pad_begin[2];
                                 y_row[yw] += x_row[ow];
                             }
                         }
@@ -383,7 +409,16 @@ mod tests {
     }
 
     /// Direct definition of a 2-D conv (NCHW), as the reference for the fast paths.
-    fn naive(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], group: usize, s: usize, p: usize, d: usize) -> (Vec<f32>, [usize; 4]) {
+    fn naive(
+        x: &[f32],
+        xs: [usize; 4],
+        w: &[f32],
+        ws: [usize; 4],
+        group: usize,
+        s: usize,
+        p: usize,
+        d: usize,
+    ) -> (Vec<f32>, [usize; 4]) {
         let [n, c, h, wd] = xs;
         let [m, cg, kh, kw] = ws;
         let oh = (h + 2 * p - ((kh - 1) * d + 1)) / s + 1;
@@ -401,9 +436,11 @@ mod tests {
                                 for j in 0..kw {
                                     let iy = (y * s + i * d) as isize - p as isize;
                                     let ix = (xx * s + j * d) as isize - p as isize;
-                                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd
+                                    {
                                         let cin = g * cg + ci;
-                                        acc += x[((b * c + cin) * h + iy as usize) * wd + ix as usize]
+                                        acc += x
+                                            [((b * c + cin) * h + iy as usize) * wd + ix as usize]
                                             * w[((o * cg + ci) * kh + i) * kw + j];
                                     }
                                 }
@@ -431,8 +468,12 @@ mod tests {
         ] {
             let xs = [2, c, 7, 6];
             let ws = [m, c / group, k, k];
-            let x: Vec<f32> = (0..xs.iter().product::<usize>()).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
-            let w: Vec<f32> = (0..ws.iter().product::<usize>()).map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0).collect();
+            let x: Vec<f32> = (0..xs.iter().product::<usize>())
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
+                .collect();
+            let w: Vec<f32> = (0..ws.iter().product::<usize>())
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0)
+                .collect();
             let (want, shape) = naive(&x, xs, &w, ws, group, s, p, d);
             let node = Node::new("c", "Conv", &["x", "w"], &["y"])
                 .with_attr(attr::int("group", group as i64))
@@ -443,7 +484,11 @@ mod tests {
             let got = y[0].as_f32().unwrap();
             assert_eq!(got.shape(), &shape);
             for (g, w) in got.iter().zip(&want) {
-                assert!((g - w).abs() < 1e-4, "case {:?}: {g} vs {w}", (c, m, group, k, s, p, d));
+                assert!(
+                    (g - w).abs() < 1e-4,
+                    "case {:?}: {g} vs {w}",
+                    (c, m, group, k, s, p, d)
+                );
             }
         }
     }
@@ -453,7 +498,8 @@ mod tests {
         // 1-D: x = [1, 2], w = [1, 10, 100], stride 2 -> y (len 5) = [1, 10, 102, 20, 200]
         let x = t(&[1, 1, 2], vec![1., 2.]);
         let w = t(&[1, 1, 3], vec![1., 10., 100.]);
-        let node = Node::new("t", "ConvTranspose", &["x", "w"], &["y"]).with_attr(attr::ints("strides", &[2]));
+        let node = Node::new("t", "ConvTranspose", &["x", "w"], &["y"])
+            .with_attr(attr::ints("strides", &[2]));
         let y = eval_node(&node, &[Some(&x), Some(&w)]).unwrap();
         assert_eq!(y[0], t(&[1, 1, 5], vec![1., 10., 102., 20., 200.]));
         // pads [1, 1] crop one at each end; output_padding 1 adds one at the end.

@@ -201,8 +201,16 @@ fn gemm_typed<T: GemmFloat>(ctx: &Ctx, a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult
     let beta = T::from_f64(ctx.node.attr_f_or("beta", 1.0) as f64);
     let (a_rows, a_cols) = (a.shape()[0], a.shape()[1]);
     let (b_rows, b_cols) = (b.shape()[0], b.shape()[1]);
-    let (m, k) = if trans_a { (a_cols, a_rows) } else { (a_rows, a_cols) };
-    let (k2, n) = if trans_b { (b_cols, b_rows) } else { (b_rows, b_cols) };
+    let (m, k) = if trans_a {
+        (a_cols, a_rows)
+    } else {
+        (a_rows, a_cols)
+    };
+    let (k2, n) = if trans_b {
+        (b_cols, b_rows)
+    } else {
+        (b_rows, b_cols)
+    };
     if k != k2 {
         return Err(invalid(format!(
             "inner dimensions differ: A {:?} (transA={trans_a}) x B {:?} (transB={trans_b})",
@@ -228,9 +236,12 @@ fn gemm_typed<T: GemmFloat>(ctx: &Ctx, a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult
     };
     let mut out = match c {
         Some(c) => {
-            let cb = c
-                .broadcast(ndarray::IxDyn(&[m, n]))
-                .ok_or_else(|| invalid(format!("C {:?} does not broadcast to [{m}, {n}]", c.shape())))?;
+            let cb = c.broadcast(ndarray::IxDyn(&[m, n])).ok_or_else(|| {
+                invalid(format!(
+                    "C {:?} does not broadcast to [{m}, {n}]",
+                    c.shape()
+                ))
+            })?;
             cb.iter().map(|&v| v.mul(beta)).collect()
         }
         None => vec![T::ZERO; m * n],
@@ -297,11 +308,17 @@ mod tests {
     fn matmul_broadcasts_batches_and_promotes_vectors() {
         let a = t(&[2, 1, 2], vec![1., 2., 3., 4.]);
         let b = t(&[2, 1], vec![5., 6.]);
-        let y = eval_node(&Node::new("m", "MatMul", &["a", "b"], &["y"]), &[Some(&a), Some(&b)]);
+        let y = eval_node(
+            &Node::new("m", "MatMul", &["a", "b"], &["y"]),
+            &[Some(&a), Some(&b)],
+        );
         assert_eq!(y.unwrap()[0], t(&[2, 1, 1], vec![17., 39.]));
         let v = t(&[2], vec![1., 1.]);
         let bb = t(&[3, 2, 2], (0..12).map(|x| x as f32).collect());
-        let y = eval_node(&Node::new("m", "MatMul", &["v", "b"], &["y"]), &[Some(&v), Some(&bb)]);
+        let y = eval_node(
+            &Node::new("m", "MatMul", &["v", "b"], &["y"]),
+            &[Some(&v), Some(&bb)],
+        );
         assert_eq!(y.unwrap()[0], t(&[3, 2], vec![2., 4., 10., 12., 18., 20.]));
     }
 }
