@@ -342,3 +342,36 @@ fn onnx_backend_test_data() {
         failures.join("\n")
     );
 }
+
+/// Real models against onnxruntime: `$TRTQ_ORT_CASES` holds one folder per model in the backend
+/// test layout (model.onnx, test_data_set_0/input_0.pb and output_*.pb written by onnxruntime
+/// from a fixed input; bench-results/exec.md shows the script). Every case must pass.
+#[test]
+fn real_models_match_onnxruntime() {
+    let Some(root) = std::env::var_os("TRTQ_ORT_CASES").map(PathBuf::from) else {
+        println!("SKIPPED: TRTQ_ORT_CASES is not set (folder of onnxruntime reference cases)");
+        return;
+    };
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("TRTQ_ORT_CASES is readable")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("model.onnx").is_file())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no case folder under {}", root.display());
+    let mut failures = Vec::new();
+    for dir in cases {
+        let (opset, outcome) = case_outcome(&dir);
+        let label = outcome.label(opset);
+        println!("| {} | {label} |", dir.display());
+        if !label.starts_with("pass") {
+            failures.push(format!("{}: {label}", dir.display()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "failing cases:\n{}",
+        failures.join("\n")
+    );
+}
