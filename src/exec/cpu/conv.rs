@@ -8,22 +8,26 @@
 
 use super::gemm::{Mat, matmul_into};
 use super::window::Window;
-use super::{Ctx, OpResult, array, invalid, to_vec, typed};
+use super::{Ctx, OpResult, array, contiguous, invalid, typed};
 use crate::graph::{Attributes, Tensor};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Operands of a convolution after validation: data in row-major order.
-struct ConvArgs {
+struct ConvArgs<'a> {
     batch: usize,
     in_channels: usize,
     out_channels: usize,
     group: usize,
-    x: Vec<f32>,
-    w: Vec<f32>,
-    bias: Option<Vec<f32>>,
+    x: Cow<'a, [f32]>,
+    w: Cow<'a, [f32]>,
+    bias: Option<Cow<'a, [f32]>>,
 }
 
-fn conv_args(ctx: &Ctx, transpose: bool) -> OpResult<(ConvArgs, Vec<usize>, Vec<usize>)> {
+fn conv_args<'a>(
+    ctx: &Ctx<'a>,
+    transpose: bool,
+) -> OpResult<(ConvArgs<'a>, Vec<usize>, Vec<usize>)> {
     let x = ctx.f32_input(0)?;
     let w = ctx.f32_input(1)?;
     if x.ndim() < 3 || w.ndim() != x.ndim() {
@@ -76,7 +80,7 @@ fn conv_args(ctx: &Ctx, transpose: bool) -> OpResult<(ConvArgs, Vec<usize>, Vec<
                     b.len()
                 )));
             }
-            Some(to_vec(b))
+            Some(contiguous(b))
         }
         None => None,
     };
@@ -87,8 +91,8 @@ fn conv_args(ctx: &Ctx, transpose: bool) -> OpResult<(ConvArgs, Vec<usize>, Vec<
             in_channels,
             out_channels,
             group,
-            x: to_vec(x),
-            w: to_vec(w),
+            x: contiguous(x),
+            w: contiguous(w),
             bias,
         },
         spatial,

@@ -6,7 +6,7 @@
 //! Does not own: im2col or convolution geometry (see `conv`).
 
 use super::elementwise::broadcast_shape;
-use super::{Ctx, OpResult, array, invalid, to_vec, unsupported};
+use super::{Ctx, OpResult, array, contiguous, invalid, unsupported};
 use crate::graph::{Attributes, Tensor};
 use ndarray::ArrayD;
 
@@ -137,8 +137,8 @@ fn matmul_typed<T: GemmFloat>(a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult<ArrayD<T
     let b_batch = &b_shape[..b_shape.len() - 2];
     let batch = broadcast_shape(&[a_batch, b_batch])?;
     let batches: usize = batch.iter().product();
-    let a_data = to_vec(a);
-    let b_data = to_vec(b);
+    let a_data = contiguous(a);
+    let b_data = contiguous(b);
     let mut out = vec![T::ZERO; batches * m * n];
     if b_batch.iter().all(|&d| d == 1) && a_batch == batch.as_slice() {
         // One shared right operand: fold the batch into the rows (one large product).
@@ -218,8 +218,8 @@ fn gemm_typed<T: GemmFloat>(ctx: &Ctx, a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult
             b.shape()
         )));
     }
-    let a_data = to_vec(a);
-    let b_data = to_vec(b);
+    let a_data = contiguous(a);
+    let b_data = contiguous(b);
     let lhs = if trans_a {
         Mat::transposed(&a_data, a_cols)
     } else {

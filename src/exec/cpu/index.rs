@@ -5,7 +5,8 @@
 //! Does not own: slicing by ranges (see `layout`).
 
 use super::{
-    Ctx, Elem, OpResult, array, invalid, norm_axis, to_vec, typed, unsupported, with_elem,
+    Ctx, Elem, OpResult, array, contiguous, invalid, norm_axis, to_vec, typed, unsupported,
+    with_elem,
 };
 use crate::graph::{Attributes, Tensor};
 use ndarray::{ArrayD, Dimension};
@@ -47,7 +48,7 @@ fn gather_typed<T: Elem>(
         .iter()
         .map(|&i| resolve(i, len))
         .collect::<OpResult<Vec<_>>>()?;
-    let data = to_vec(a);
+    let data = contiguous(a);
     let mut out = Vec::with_capacity(outer * resolved.len() * inner);
     for o in 0..outer {
         for &i in &resolved {

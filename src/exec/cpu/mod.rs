@@ -429,6 +429,15 @@ pub(crate) fn to_vec<T: Clone>(a: &ArrayD<T>) -> Vec<T> {
     }
 }
 
+/// The data of `a` in row-major order, borrowed when `a` is already contiguous (the usual case:
+/// weights and activations are not copied just to be read).
+pub(crate) fn contiguous<T: Clone>(a: &ArrayD<T>) -> std::borrow::Cow<'_, [T]> {
+    match a.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(a.iter().cloned().collect()),
+    }
+}
+
 /// An array of `shape` from row-major `data` (the caller guarantees the length).
 pub(crate) fn array<T>(shape: &[usize], data: Vec<T>) -> OpResult<ArrayD<T>> {
     let len = data.len();

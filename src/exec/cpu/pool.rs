@@ -5,7 +5,7 @@
 //! Does not own: window geometry (see `window`).
 
 use super::window::Window;
-use super::{Ctx, OpResult, array, invalid, to_vec, unsupported};
+use super::{Ctx, OpResult, array, contiguous, invalid, unsupported};
 use crate::graph::{Attributes, Tensor};
 use rayon::prelude::*;
 
@@ -37,7 +37,7 @@ fn pool(ctx: &Ctx, kind: PoolKind) -> OpResult<Tensor> {
     let ceil_mode = ctx.node.attr_i_or("ceil_mode", 0) != 0;
     let win = Window::new(ctx, &x.shape()[2..], &kernel, ceil_mode)?;
     let (is, os) = (win.input_size(), win.output_size());
-    let data = to_vec(x);
+    let data = contiguous(x);
     let planes = x.shape()[0] * x.shape()[1];
     let mut out = vec![0.0f32; planes * os];
     let [_, i1, i2] = win.input;
@@ -114,7 +114,7 @@ fn global_pool(ctx: &Ctx, max: bool) -> OpResult<Tensor> {
         )));
     }
     let size: usize = x.shape()[2..].iter().product();
-    let data = to_vec(x);
+    let data = contiguous(x);
     let out: Vec<f32> = data
         .par_chunks(size.max(1))
         .map(|plane| {
@@ -145,7 +145,7 @@ fn lrn(ctx: &Ctx) -> OpResult<Tensor> {
     let bias = ctx.node.attr_f_or("bias", 1.0);
     let c = x.shape()[1];
     let inner: usize = x.shape()[2..].iter().product();
-    let data = to_vec(x);
+    let data = contiguous(x);
     let (before, after) = ((size - 1) / 2, size.div_ceil(2) - 1);
     let mut out = vec![0.0f32; data.len()];
     out.par_chunks_mut(inner.max(1))

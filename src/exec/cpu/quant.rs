@@ -5,7 +5,9 @@
 //! Owns: the rounding and saturation rules, computed in f32 as onnxruntime does.
 //! Does not own: choosing scales (see `calib`) or placing Q/DQ nodes (see `quantize`).
 
-use super::{Ctx, Elem, OpResult, array, invalid, norm_axis, to_vec, typed, unsupported};
+use super::{
+    Ctx, Elem, OpResult, array, contiguous, invalid, norm_axis, to_vec, typed, unsupported,
+};
 use crate::graph::{Attributes, Tensor};
 use crate::onnx::proto::DataType;
 use rayon::prelude::*;
@@ -91,7 +93,7 @@ fn quantize_typed<Q: Elem>(
             )));
         }
     };
-    let data = to_vec(x);
+    let data = contiguous(x);
     let mut out = vec![Q::from_i64(0); data.len()];
     out.par_iter_mut()
         .zip(data.par_iter())
@@ -126,7 +128,7 @@ fn quantize(ctx: &Ctx) -> OpResult<Tensor> {
 
 fn dequantize_typed<Q: Elem>(ctx: &Ctx, x: &ndarray::ArrayD<Q>) -> OpResult<Tensor> {
     let p = params::<Q>(ctx, x.shape(), ctx.opt(2))?;
-    let data = to_vec(x);
+    let data = contiguous(x);
     let mut out = vec![0.0f32; data.len()];
     out.par_iter_mut()
         .zip(data.par_iter())

@@ -5,7 +5,7 @@
 //! Owns: reducing one tensor over a set of axes (accumulating in f64 for floats).
 //! Does not own: normalizations (see `norm`).
 
-use super::{Ctx, Elem, Num, OpResult, array, invalid, norm_axis, to_vec, typed, with_num};
+use super::{Ctx, Elem, Num, OpResult, array, contiguous, invalid, norm_axis, typed, with_num};
 use crate::graph::{Attributes, Tensor};
 use ndarray::{ArrayD, Dimension};
 
@@ -82,12 +82,12 @@ fn reduce_typed<T: Num>(
             Reduce::LogSumExp => *slot + x.exp(),
         }
     };
-    let contiguous = axes.windows(2).all(|w| w[1] == w[0] + 1);
-    match (contiguous, axes.last()) {
+    let adjacent_axes = axes.windows(2).all(|w| w[1] == w[0] + 1);
+    match (adjacent_axes, axes.last()) {
         (true, Some(&last)) => {
             // (outer, reduced, inner) view of row-major data: a tight loop.
             let inner: usize = shape[last + 1..].iter().product();
-            let data = to_vec(a);
+            let data = contiguous(a);
             for (o, block) in data
                 .chunks((count * inner).max(1))
                 .enumerate()
@@ -160,7 +160,7 @@ fn arg_extreme<T: Elem>(
     }
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
-    let data = to_vec(a);
+    let data = contiguous(a);
     let mut out = Vec::with_capacity(outer * inner);
     for o in 0..outer {
         for i in 0..inner {

@@ -7,7 +7,7 @@
 //! Does not own: `antialias` or `keep_aspect_ratio_policy` other than `stretch` (reported as
 //! unsupported).
 
-use super::{Ctx, OpResult, array, invalid, norm_axis, to_vec, typed, unsupported};
+use super::{Ctx, OpResult, array, contiguous, invalid, norm_axis, typed, unsupported};
 use crate::graph::{Attributes, Tensor};
 use rayon::prelude::*;
 
@@ -264,7 +264,7 @@ fn resize(ctx: &Ctx) -> OpResult<Tensor> {
         other => return Err(invalid(format!("mode = {other}"))),
     };
     let mut shape = x.shape().to_vec();
-    let mut data = to_vec(x);
+    let mut data = contiguous(x);
     for (axis, out_len, scale) in plan {
         let in_len = shape[axis];
         if out_len == in_len && scale == 1.0 {
@@ -274,10 +274,10 @@ fn resize(ctx: &Ctx) -> OpResult<Tensor> {
             return Err(invalid("cannot resize an empty axis"));
         }
         let t = taps(interp, transform, in_len, out_len, scale);
-        data = resample(&data, &shape, axis, &t);
+        data = std::borrow::Cow::Owned(resample(&data, &shape, axis, &t));
         shape[axis] = out_len;
     }
-    Ok(Tensor::F32(array(&shape, data)?))
+    Ok(Tensor::F32(array(&shape, data.into_owned())?))
 }
 
 /// Evaluates `Resize`; `Ok(None)` for other ops.
