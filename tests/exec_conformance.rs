@@ -96,7 +96,9 @@ fn compare(got: &Tensor, want: &Tensor) -> Result<(), String> {
             continue;
         }
         let err = (g - w).abs();
-        if !(err <= ATOL + RTOL * w.abs()) && worst.is_none_or(|(e, _)| err > e) {
+        // NaN against a number is an error too (the comparison is false).
+        let within = err <= ATOL + RTOL * w.abs();
+        if !within && worst.is_none_or(|(e, _)| err > e) {
             worst = Some((err, i));
         }
     }

@@ -418,10 +418,7 @@ mod tests {
         xs: [usize; 4],
         w: &[f32],
         ws: [usize; 4],
-        group: usize,
-        s: usize,
-        p: usize,
-        d: usize,
+        (group, s, p, d): (usize, usize, usize, usize),
     ) -> (Vec<f32>, [usize; 4]) {
         let [n, c, h, wd] = xs;
         let [m, cg, kh, kw] = ws;
@@ -478,7 +475,7 @@ mod tests {
             let w: Vec<f32> = (0..ws.iter().product::<usize>())
                 .map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0)
                 .collect();
-            let (want, shape) = naive(&x, xs, &w, ws, group, s, p, d);
+            let (want, shape) = naive(&x, xs, &w, ws, (group, s, p, d));
             let node = Node::new("c", "Conv", &["x", "w"], &["y"])
                 .with_attr(attr::int("group", group as i64))
                 .with_attr(attr::ints("strides", &[s as i64; 2]))

@@ -8,6 +8,7 @@
 use super::{Ctx, Elem, Num, OpResult, invalid, typed, unsupported, with_elem, with_num};
 use crate::graph::{Attributes, Tensor};
 use ndarray::{ArrayD, IxDyn, Zip};
+use std::cmp::Ordering::{Equal, Greater, Less};
 
 /// Element count above which elementwise kernels run in parallel.
 const PAR_MIN: usize = 1 << 15;
@@ -101,8 +102,8 @@ fn arith_typed<T: Num>(op: Arith, a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult<Arra
         Arith::Sub => binary_map(a, b, T::sub),
         Arith::Mul => binary_map(a, b, T::mul),
         Arith::Div => binary_map(a, b, T::div),
-        Arith::Min => binary_map(a, b, |x, y| if y < x || x != x { y } else { x }),
-        Arith::Max => binary_map(a, b, |x, y| if y > x || x != x { y } else { x }),
+        Arith::Min => binary_map(a, b, |x, y| if y < x || x.is_nan() { y } else { x }),
+        Arith::Max => binary_map(a, b, |x, y| if y > x || x.is_nan() { y } else { x }),
         Arith::FMod => binary_map(a, b, T::fmod),
         Arith::FloorMod => binary_map(a, b, |x, y| {
             let r = x.fmod(y);
@@ -136,10 +137,12 @@ fn compare(op: Compare, a: &Tensor, b: &Tensor) -> OpResult<Tensor> {
         let (x, y) = pair::<T>(a, b)?;
         let out = match op {
             Compare::Equal => binary_map(x, y, |p, q| p == q),
-            Compare::Less => binary_map(x, y, |p, q| p < q),
-            Compare::Greater => binary_map(x, y, |p, q| p > q),
-            Compare::LessOrEqual => binary_map(x, y, |p, q| p <= q),
-            Compare::GreaterOrEqual => binary_map(x, y, |p, q| p >= q),
+            Compare::Less => binary_map(x, y, |p, q| p.partial_cmp(&q) == Some(Less)),
+            Compare::Greater => binary_map(x, y, |p, q| p.partial_cmp(&q) == Some(Greater)),
+            Compare::LessOrEqual => binary_map(x, y, |p, q| matches!(p.partial_cmp(&q), Some(Less | Equal))),
+            Compare::GreaterOrEqual => {
+                binary_map(x, y, |p, q| matches!(p.partial_cmp(&q), Some(Greater | Equal)))
+            }
         }?;
         Ok(Tensor::Bool(out))
     })
@@ -222,11 +225,15 @@ fn pow(ctx: &Ctx) -> OpResult<Tensor> {
     })
 }
 
+fn prelu_typed<T: Num>(x: &ArrayD<T>, slope: &ArrayD<T>) -> OpResult<ArrayD<T>> {
+    binary_map(x, slope, |v, k| if v < T::ZERO { v.mul(k) } else { v })
+}
+
 fn prelu(ctx: &Ctx) -> OpResult<Tensor> {
     let (x, slope) = (ctx.input(0)?, ctx.input(1)?);
     with_num!(x, T => {
         let (a, s) = pair::<T>(x, slope)?;
-        Ok(T::wrap(binary_map(a, s, |v, k| if v < T::ZERO { v.mul(k) } else { v })?))
+        Ok(T::wrap(prelu_typed(a, s)?))
     })
 }
 

@@ -44,7 +44,7 @@ pub(crate) fn reshape_dims(input: &[usize], spec: &[i64], allowzero: bool) -> Op
     }
     if let Some(i) = infer {
         let known: usize = dims.iter().product();
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(invalid(format!(
                 "cannot infer -1 in {spec:?} for {input:?}"
             )));

@@ -184,6 +184,8 @@ pub(crate) trait Num: Elem + std::fmt::Debug {
     fn fmod(self, o: Self) -> Self;
     /// True when this is an integer zero (a forbidden divisor).
     fn is_int_zero(self) -> bool;
+    /// True for a float NaN.
+    fn is_nan(self) -> bool;
 }
 
 macro_rules! impl_num_int {
@@ -210,6 +212,9 @@ macro_rules! impl_num_int {
             }
             fn is_int_zero(self) -> bool {
                 self == 0
+            }
+            fn is_nan(self) -> bool {
+                false
             }
         }
     };
@@ -243,6 +248,9 @@ macro_rules! impl_num_float {
             }
             fn is_int_zero(self) -> bool {
                 false
+            }
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
             }
         }
     };

@@ -82,17 +82,17 @@ impl Window {
                     };
                 }
                 "VALID" | "NOTSET" | "" => {
-                    if auto_pad == "NOTSET" || auto_pad.is_empty() {
-                        if let Some(p) = ctx.node.attr_ints("pads") {
-                            if p.len() != 2 * rank || p.iter().any(|&v| v < 0) {
-                                return Err(invalid(format!(
-                                    "pads = {p:?} must be {} non-negative values",
-                                    2 * rank
-                                )));
-                            }
-                            pad_begin[i] = p[i] as usize;
-                            pad_end[i] = p[i + rank] as usize;
+                    if auto_pad != "VALID"
+                        && let Some(p) = ctx.node.attr_ints("pads")
+                    {
+                        if p.len() != 2 * rank || p.iter().any(|&v| v < 0) {
+                            return Err(invalid(format!(
+                                "pads = {p:?} must be {} non-negative values",
+                                2 * rank
+                            )));
                         }
+                        pad_begin[i] = p[i] as usize;
+                        pad_end[i] = p[i + rank] as usize;
                     }
                     let padded = x + pad_begin[i] + pad_end[i];
                     if padded < span {
