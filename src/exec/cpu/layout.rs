@@ -321,38 +321,37 @@ enum PadMode {
     Wrap,
 }
 
-/// The source index (or `None` = fill) for each output position along one axis.
+/// The source index (or `None` = fill) for each output position along one axis. Negative pads
+/// crop first; the positive pads then extend the cropped axis (as onnxruntime does).
 fn pad_indices(len: usize, before: i64, after: i64, mode: PadMode) -> OpResult<Vec<Option<usize>>> {
-    let n = len as i64;
-    let out_len = n + before + after;
-    if out_len < 0 {
+    let first = (-before).max(0);
+    let n = len as i64 - first - (-after).max(0);
+    if n < 0 {
         return Err(invalid("pads remove more than the whole axis"));
     }
-    if len == 0 && mode != PadMode::Constant && out_len > 0 {
+    let (before, after) = (before.max(0), after.max(0));
+    if n == 0 && mode != PadMode::Constant && before + after > 0 {
         return Err(invalid("cannot pad an empty axis in this mode"));
     }
-    (0..out_len)
-        .map(|o| {
-            let i = o - before;
-            if (0..n).contains(&i) {
-                return Ok(Some(i as usize));
+    let source = |i: i64| -> Option<i64> {
+        if (0..n).contains(&i) {
+            return Some(i);
+        }
+        match mode {
+            PadMode::Constant => None,
+            PadMode::Edge => Some(i.clamp(0, n - 1)),
+            PadMode::Wrap => Some(i.rem_euclid(n)),
+            PadMode::Reflect if n == 1 => Some(0),
+            PadMode::Reflect => {
+                let period = 2 * (n - 1);
+                let m = i.rem_euclid(period);
+                Some(if m < n { m } else { period - m })
             }
-            Ok(match mode {
-                PadMode::Constant => None,
-                PadMode::Edge => Some(i.clamp(0, n - 1) as usize),
-                PadMode::Wrap => Some(i.rem_euclid(n) as usize),
-                PadMode::Reflect => {
-                    if n == 1 {
-                        Some(0)
-                    } else {
-                        let period = 2 * (n - 1);
-                        let m = i.rem_euclid(period);
-                        Some(if m < n { m } else { period - m } as usize)
-                    }
-                }
-            })
-        })
-        .collect()
+        }
+    };
+    Ok((-before..n + after)
+        .map(|i| source(i).map(|s| (s + first) as usize))
+        .collect())
 }
 
 fn pad_typed<T: Elem>(ctx: &Ctx, a: &ArrayD<T>, mode: PadMode) -> OpResult<ArrayD<T>> {

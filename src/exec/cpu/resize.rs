@@ -37,13 +37,15 @@ enum Rounding {
     Ceil,
 }
 
-fn source_coord(t: Transform, j: usize, in_len: usize, out_len: usize, scale: f64) -> f64 {
-    let j = j as f64;
+/// The input coordinate of output index `j`, computed in f32 as onnxruntime does (ties such as
+/// 1.5 / 0.6 - 0.5 round differently in f64).
+fn source_coord(t: Transform, j: usize, in_len: usize, out_len: usize, scale: f32) -> f32 {
+    let j = j as f32;
     match t {
         Transform::HalfPixel => (j + 0.5) / scale - 0.5,
         Transform::HalfPixelSymmetric => {
-            let adjustment = out_len as f64 / (scale * in_len as f64);
-            let center = in_len as f64 / 2.0;
+            let adjustment = out_len as f32 / (scale * in_len as f32);
+            let center = in_len as f32 / 2.0;
             center * (1.0 - adjustment) + (j + 0.5) / scale - 0.5
         }
         Transform::PytorchHalfPixel => {
@@ -57,7 +59,7 @@ fn source_coord(t: Transform, j: usize, in_len: usize, out_len: usize, scale: f6
             if out_len == 1 {
                 0.0
             } else {
-                j * (in_len as f64 - 1.0) / (out_len as f64 - 1.0)
+                j * (in_len as f32 - 1.0) / (out_len as f32 - 1.0)
             }
         }
         Transform::Asymmetric => j / scale,
@@ -77,12 +79,12 @@ fn taps(
     t: Transform,
     in_len: usize,
     out_len: usize,
-    scale: f64,
+    scale: f32,
 ) -> Vec<Vec<(usize, f32)>> {
     let last = in_len as f64 - 1.0;
     (0..out_len)
         .map(|j| {
-            let x = source_coord(t, j, in_len, out_len, scale);
+            let x = source_coord(t, j, in_len, out_len, scale) as f64;
             match interp {
                 Interp::Nearest(r) => {
                     let frac = x - x.floor();
@@ -182,7 +184,7 @@ fn resize(ctx: &Ctx) -> OpResult<Tensor> {
             .collect::<OpResult<_>>()?,
         None => (0..rank).collect(),
     };
-    let mut plan: Vec<(usize, usize, f64)> = Vec::new(); // (axis, out_len, scale)
+    let mut plan: Vec<(usize, usize, f32)> = Vec::new(); // (axis, out_len, scale)
     match (scales, sizes) {
         (Some(s), None) => {
             let s = typed::<f32>(s, "scales")?;
@@ -198,7 +200,7 @@ fn resize(ctx: &Ctx) -> OpResult<Tensor> {
                     return Err(invalid(format!("scale {sc} must be positive")));
                 }
                 let out = (x.shape()[axis] as f64 * sc as f64).floor() as usize;
-                plan.push((axis, out, sc as f64));
+                plan.push((axis, out, sc));
             }
         }
         (None, Some(s)) => {
@@ -218,7 +220,7 @@ fn resize(ctx: &Ctx) -> OpResult<Tensor> {
             }
             for (&axis, &out) in axes.iter().zip(&s) {
                 let out = usize::try_from(out).map_err(|_| invalid("sizes must be >= 0"))?;
-                let scale = out as f64 / x.shape()[axis].max(1) as f64;
+                let scale = out as f32 / x.shape()[axis].max(1) as f32;
                 plan.push((axis, out, scale));
             }
         }
