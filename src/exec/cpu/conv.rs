@@ -12,6 +12,11 @@ use super::{Ctx, OpResult, array, contiguous, invalid, typed};
 use crate::graph::{Attributes, Tensor};
 use rayon::prelude::*;
 use std::borrow::Cow;
+use std::ops::Range;
+
+/// Floats per im2col tile (4 MiB): large enough for efficient GEMMs, small enough to stay in
+/// cache and to be reused by the allocator.
+const COL_TILE_FLOATS: usize = 1 << 20;
 
 /// Operands of a convolution after validation: data in row-major order.
 struct ConvArgs<'a> {
@@ -100,34 +105,31 @@ fn conv_args<'a>(
     ))
 }
 
-/// Fills one im2col row (input channel plane `plane`, kernel offset `k`) over all outputs.
-fn im2col_row(win: &Window, plane: &[f32], k: [usize; 3], row: &mut [f32]) {
+/// Fills one im2col row (input channel plane `plane`, kernel offset `k`) for the output rows
+/// `out_rows` (flattened (d, h) indices; each spans the whole output width).
+fn im2col_row(win: &Window, plane: &[f32], k: [usize; 3], out_rows: Range<usize>, row: &mut [f32]) {
     let [_, i1, i2] = win.input;
     let [_, o1, o2] = win.output;
-    for od in 0..win.output[0] {
-        let id = win.source(0, od, k[0]);
-        for oh in 0..o1 {
-            let seg = &mut row[(od * o1 + oh) * o2..][..o2];
-            let ih = win.source(1, oh, k[1]);
-            let (Some(id), Some(ih)) = (id, ih) else {
-                seg.fill(0.0);
-                continue;
-            };
-            let src = &plane[(id * i1 + ih) * i2..][..i2];
-            let valid = win.valid_outputs(2, k[2]);
-            if valid.is_empty() {
-                seg.fill(0.0);
-                continue;
-            }
-            seg[..valid.start].fill(0.0);
-            seg[valid.end..].fill(0.0);
-            let first = valid.start * win.strides[2] + k[2] * win.dilations[2] - win.pad_begin[2];
-            if win.strides[2] == 1 {
-                seg[valid.clone()].copy_from_slice(&src[first..first + valid.len()]);
-            } else {
-                for (j, ow) in valid.enumerate() {
-                    seg[ow] = src[first + j * win.strides[2]];
-                }
+    let valid = win.valid_outputs(2, k[2]);
+    for (r, seg) in out_rows.zip(row.chunks_mut(o2)) {
+        let (od, oh) = (r / o1, r % o1);
+        let (Some(id), Some(ih)) = (win.source(0, od, k[0]), win.source(1, oh, k[1])) else {
+            seg.fill(0.0);
+            continue;
+        };
+        if valid.is_empty() {
+            seg.fill(0.0);
+            continue;
+        }
+        let src = &plane[(id * i1 + ih) * i2..][..i2];
+        seg[..valid.start].fill(0.0);
+        seg[valid.end..].fill(0.0);
+        let first = valid.start * win.strides[2] + k[2] * win.dilations[2] - win.pad_begin[2];
+        if win.strides[2] == 1 {
+            seg[valid.clone()].copy_from_slice(&src[first..first + valid.len()]);
+        } else {
+            for (j, ow) in valid.clone().enumerate() {
+                seg[ow] = src[first + j * win.strides[2]];
             }
         }
     }
@@ -203,36 +205,58 @@ fn conv(ctx: &Ctx) -> OpResult<Tensor> {
             && win.pad_begin == [0, 0, 0]
             && win.pad_end == [0, 0, 0];
         let rows = cg * ks;
-        let mut col = if pointwise {
-            Vec::new()
-        } else {
-            vec![0.0f32; rows * os]
-        };
         let offsets = kernel_offsets(&win);
+        // im2col in tiles of whole output rows, so the column buffer stays cache-sized
+        // (a full im2col of a large feature map is tens of MB of page faults per call).
+        let out_rows = win.output[0] * win.output[1];
+        let width = win.output[2];
+        let tile_rows = if pointwise {
+            out_rows
+        } else {
+            (COL_TILE_FLOATS / (rows * width).max(1)).clamp(1, out_rows.max(1))
+        };
+        let mut col = vec![
+            0.0f32;
+            if pointwise {
+                0
+            } else {
+                rows * tile_rows * width
+            }
+        ];
         for n in 0..args.batch {
             for g in 0..args.group {
                 let x_block = &args.x[(n * args.in_channels + g * cg) * is..][..cg * is];
-                if !pointwise {
-                    col.par_chunks_mut(os).enumerate().for_each(|(r, row)| {
-                        let (c, k) = (r / ks, offsets[r % ks]);
-                        im2col_row(&win, &x_block[c * is..][..is], k, row);
-                    });
-                }
-                let rhs = if pointwise { x_block } else { &col[..] };
                 let dst = &mut out[(n * args.out_channels + g * mg) * os..][..mg * os];
                 if let Some(b) = &args.bias {
                     for (m, plane) in dst.chunks_mut(os).enumerate() {
                         plane.fill(b[g * mg + m]);
                     }
                 }
-                matmul_into(
-                    (mg, os, rows),
-                    Mat::rows(&args.w[g * mg * rows..][..mg * rows], rows),
-                    Mat::rows(rhs, os),
-                    dst,
-                    args.bias.is_some(),
-                    1.0,
-                )?;
+                let weights = Mat::rows(&args.w[g * mg * rows..][..mg * rows], rows);
+                for r0 in (0..out_rows).step_by(tile_rows.max(1)) {
+                    let r1 = (r0 + tile_rows).min(out_rows);
+                    let cols = (r1 - r0) * width;
+                    let rhs = if pointwise {
+                        Mat::rows(x_block, os)
+                    } else {
+                        col[..rows * cols]
+                            .par_chunks_mut(cols.max(1))
+                            .enumerate()
+                            .for_each(|(r, row)| {
+                                let (c, k) = (r / ks, offsets[r % ks]);
+                                im2col_row(&win, &x_block[c * is..][..is], k, r0..r1, row);
+                            });
+                        Mat::rows(&col[..rows * cols], cols)
+                    };
+                    matmul_into(
+                        (mg, cols, rows),
+                        weights,
+                        rhs,
+                        (&mut dst[r0 * width..], os),
+                        args.bias.is_some(),
+                        1.0,
+                    )?;
+                }
             }
         }
     }
@@ -355,7 +379,7 @@ fn conv_transpose(ctx: &Ctx) -> OpResult<Tensor> {
                 (rows, xs, cg),
                 Mat::transposed(w_block, rows),
                 Mat::rows(x_block, xs),
-                &mut col,
+                (&mut col, xs),
                 false,
                 1.0,
             )?;
@@ -491,6 +515,30 @@ mod tests {
                     (c, m, group, k, s, p, d)
                 );
             }
+        }
+    }
+
+    #[test]
+    fn tiled_im2col_matches_the_definition() {
+        // 120 channels x 3x3 taps x 1000 columns per output row exceeds one im2col tile, so the
+        // output rows are computed in several tiles.
+        let xs = [1, 120, 3, 1000];
+        let ws = [4, 120, 3, 3];
+        let x: Vec<f32> = (0..xs.iter().product::<usize>())
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
+            .collect();
+        let w: Vec<f32> = (0..ws.iter().product::<usize>())
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0)
+            .collect();
+        assert!(120 * 9 * 1000 > super::COL_TILE_FLOATS);
+        let (want, shape) = naive(&x, xs, &w, ws, (1, 1, 1, 1));
+        let node =
+            Node::new("c", "Conv", &["x", "w"], &["y"]).with_attr(attr::ints("pads", &[1; 4]));
+        let y = eval_node(&node, &[Some(&t(&xs, x)), Some(&t(&ws, w))]).unwrap();
+        let got = y[0].as_f32().unwrap();
+        assert_eq!(got.shape(), &shape);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-3, "{g} vs {w}");
         }
     }
 

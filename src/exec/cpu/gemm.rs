@@ -51,16 +51,18 @@ pub(crate) trait GemmFloat: super::Num {}
 impl GemmFloat for f32 {}
 impl GemmFloat for f64 {}
 
-/// `dst (m×n, row-major) = [dst +] alpha · lhs (m×k) × rhs (k×n)`; `accumulate` keeps dst.
+/// `dst (m×n, rows `dst_rs` apart) = [dst +] alpha · lhs (m×k) × rhs (k×n)`; `accumulate`
+/// keeps dst's values.
 pub(crate) fn matmul_into<T: GemmFloat>(
     (m, n, k): (usize, usize, usize),
     lhs: Mat<T>,
     rhs: Mat<T>,
-    dst: &mut [T],
+    (dst, dst_rs): (&mut [T], usize),
     accumulate: bool,
     alpha: T,
 ) -> OpResult<()> {
-    if dst.len() < m * n || !lhs.covers(m, k) || !rhs.covers(k, n) {
+    let dst_fits = m == 0 || n == 0 || (dst_rs >= n && (m - 1) * dst_rs + n <= dst.len());
+    if !dst_fits || !lhs.covers(m, k) || !rhs.covers(k, n) {
         return Err(invalid(format!(
             "internal: matrix operands too small for a {m}x{k} by {k}x{n} product"
         )));
@@ -70,7 +72,9 @@ pub(crate) fn matmul_into<T: GemmFloat>(
     }
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(T::ZERO);
+            dst.chunks_mut(dst_rs)
+                .take(m)
+                .for_each(|row| row[..n].fill(T::ZERO));
         }
         return Ok(());
     }
@@ -81,7 +85,8 @@ pub(crate) fn matmul_into<T: GemmFloat>(
     };
     // SAFETY: the checks above guarantee every element the product reads (rows < m or k,
     // columns < k or n, at the given strides) lies inside `lhs.data` / `rhs.data`, and every
-    // element it writes lies inside `dst[..m*n]`; T is f32 or f64, which gemm supports.
+    // element it writes (row < m at stride dst_rs, column < n <= dst_rs) lies inside `dst`;
+    // T is f32 or f64, which gemm supports.
     unsafe {
         gemm::gemm(
             m,
@@ -89,7 +94,7 @@ pub(crate) fn matmul_into<T: GemmFloat>(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_rs as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.cs as isize,
@@ -146,7 +151,7 @@ fn matmul_typed<T: GemmFloat>(a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult<ArrayD<T
             (batches * m, n, k),
             Mat::rows(&a_data, k),
             Mat::rows(&b_data, n),
-            &mut out,
+            (&mut out, n),
             false,
             T::ONE,
         )?;
@@ -175,7 +180,7 @@ fn matmul_typed<T: GemmFloat>(a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult<ArrayD<T
                 (m, n, k),
                 Mat::rows(&a_data[ao..], k),
                 Mat::rows(&b_data[bo..], n),
-                dst,
+                (dst, n),
                 false,
                 T::ONE,
             )?;
@@ -246,7 +251,7 @@ fn gemm_typed<T: GemmFloat>(ctx: &Ctx, a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult
         }
         None => vec![T::ZERO; m * n],
     };
-    matmul_into((m, n, k), lhs, rhs, &mut out, c.is_some(), alpha)?;
+    matmul_into((m, n, k), lhs, rhs, (&mut out, n), c.is_some(), alpha)?;
     array(&[m, n], out)
 }
 
