@@ -530,7 +530,7 @@ mod tests {
         let w: Vec<f32> = (0..ws.iter().product::<usize>())
             .map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0)
             .collect();
-        assert!(120 * 9 * 1000 > super::COL_TILE_FLOATS);
+        const { assert!(120 * 9 * 1000 > super::COL_TILE_FLOATS) };
         let (want, shape) = naive(&x, xs, &w, ws, (1, 1, 1, 1));
         let node =
             Node::new("c", "Conv", &["x", "w"], &["y"]).with_attr(attr::ints("pads", &[1; 4]));
