@@ -93,7 +93,9 @@ enum Arith {
 }
 
 fn arith_typed<T: Num>(op: Arith, a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult<ArrayD<T>> {
-    if matches!(op, Arith::Div | Arith::FloorMod | Arith::FMod) && b.iter().any(|v| v.is_int_zero())
+    if T::EXACT
+        && matches!(op, Arith::Div | Arith::FloorMod | Arith::FMod)
+        && b.iter().any(|v| v.is_int_zero())
     {
         return Err(invalid("integer division by zero"));
     }
