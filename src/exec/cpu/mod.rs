@@ -10,13 +10,13 @@ mod backend;
 mod conv;
 mod elementwise;
 mod gemm;
+mod index;
 mod layout;
 mod norm;
 mod pool;
 mod quant;
 mod reduce;
 mod resize;
-mod index;
 mod values;
 mod window;
 
@@ -96,8 +96,17 @@ macro_rules! impl_elem {
     };
 }
 
-impl_elem!(f32, F32, false, |v| v as f32, |v| v as f32, |v: f32| v as f64, |v: f32| v as i64);
-impl_elem!(f64, F64, false, |v| v, |v| v as f64, |v| v, |v: f64| v as i64);
+impl_elem!(
+    f32,
+    F32,
+    false,
+    |v| v as f32,
+    |v| v as f32,
+    |v: f32| v as f64,
+    |v: f32| v as i64
+);
+impl_elem!(f64, F64, false, |v| v, |v| v as f64, |v| v, |v: f64| v
+    as i64);
 impl_elem!(
     f16,
     F16,
@@ -107,10 +116,42 @@ impl_elem!(
     |v: f16| v.to_f64(),
     |v: f16| v.to_f64() as i64
 );
-impl_elem!(i8, I8, true, |v| v as i8, |v| v as i8, |v: i8| v as f64, |v: i8| v as i64);
-impl_elem!(u8, U8, true, |v| v as u8, |v| v as u8, |v: u8| v as f64, |v: u8| v as i64);
-impl_elem!(i32, I32, true, |v| v as i32, |v| v as i32, |v: i32| v as f64, |v: i32| v as i64);
-impl_elem!(i64, I64, true, |v| v as i64, |v| v, |v: i64| v as f64, |v| v);
+impl_elem!(
+    i8,
+    I8,
+    true,
+    |v| v as i8,
+    |v| v as i8,
+    |v: i8| v as f64,
+    |v: i8| v as i64
+);
+impl_elem!(
+    u8,
+    U8,
+    true,
+    |v| v as u8,
+    |v| v as u8,
+    |v: u8| v as f64,
+    |v: u8| v as i64
+);
+impl_elem!(
+    i32,
+    I32,
+    true,
+    |v| v as i32,
+    |v| v as i32,
+    |v: i32| v as f64,
+    |v: i32| v as i64
+);
+impl_elem!(
+    i64,
+    I64,
+    true,
+    |v| v as i64,
+    |v| v,
+    |v: i64| v as f64,
+    |v| v
+);
 impl_elem!(
     bool,
     Bool,
@@ -143,6 +184,8 @@ pub(crate) trait Num: Elem + std::fmt::Debug {
     fn fmod(self, o: Self) -> Self;
     /// True when this is an integer zero (a forbidden divisor).
     fn is_int_zero(self) -> bool;
+    /// True for a float NaN.
+    fn is_nan(self) -> bool;
 }
 
 macro_rules! impl_num_int {
@@ -169,6 +212,9 @@ macro_rules! impl_num_int {
             }
             fn is_int_zero(self) -> bool {
                 self == 0
+            }
+            fn is_nan(self) -> bool {
+                false
             }
         }
     };
@@ -202,6 +248,9 @@ macro_rules! impl_num_float {
             }
             fn is_int_zero(self) -> bool {
                 false
+            }
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
             }
         }
     };
@@ -351,7 +400,9 @@ impl<'a> Ctx<'a> {
 
     /// The STRING attribute `name`, or `default`.
     pub fn attr_s_or(&self, name: &str, default: &str) -> String {
-        self.node.attr_s(name).unwrap_or_else(|| default.to_string())
+        self.node
+            .attr_s(name)
+            .unwrap_or_else(|| default.to_string())
     }
 
     /// Number of outputs the node declares (omitted trailing ones included).
@@ -372,7 +423,9 @@ pub(crate) fn norm_axis(axis: i64, rank: usize) -> OpResult<usize> {
     if (0..r.max(1)).contains(&a) {
         Ok(a as usize)
     } else {
-        Err(invalid(format!("axis {axis} is out of range for rank {rank}")))
+        Err(invalid(format!(
+            "axis {axis} is out of range for rank {rank}"
+        )))
     }
 }
 
@@ -384,11 +437,23 @@ pub(crate) fn to_vec<T: Clone>(a: &ArrayD<T>) -> Vec<T> {
     }
 }
 
+/// The data of `a` in row-major order, borrowed when `a` is already contiguous (the usual case:
+/// weights and activations are not copied just to be read).
+pub(crate) fn contiguous<T: Clone>(a: &ArrayD<T>) -> std::borrow::Cow<'_, [T]> {
+    match a.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(a.iter().cloned().collect()),
+    }
+}
+
 /// An array of `shape` from row-major `data` (the caller guarantees the length).
 pub(crate) fn array<T>(shape: &[usize], data: Vec<T>) -> OpResult<ArrayD<T>> {
     let len = data.len();
-    ArrayD::from_shape_vec(ndarray::IxDyn(shape), data)
-        .map_err(|_| invalid(format!("internal: {len} values do not fill shape {shape:?}")))
+    ArrayD::from_shape_vec(ndarray::IxDyn(shape), data).map_err(|_| {
+        invalid(format!(
+            "internal: {len} values do not fill shape {shape:?}"
+        ))
+    })
 }
 
 /// Evaluates one node on its inputs (positional; `None` is an omitted optional input) and
@@ -402,22 +467,23 @@ pub fn eval_node(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>,
         });
     }
     let ctx = Ctx { node, inputs };
-    dispatch(&ctx).map_err(|e| match e {
-        OpError::Invalid(message) => ExecError::InvalidNode {
+    dispatch(&ctx)
+        .map_err(|e| match e {
+            OpError::Invalid(message) => ExecError::InvalidNode {
+                node: node.name.clone(),
+                op: node.op_type.clone(),
+                message,
+            },
+            OpError::Unsupported(what) => ExecError::UnsupportedForm {
+                node: node.name.clone(),
+                op: node.op_type.clone(),
+                what,
+            },
+        })?
+        .ok_or_else(|| ExecError::UnsupportedOp {
             node: node.name.clone(),
             op: node.op_type.clone(),
-            message,
-        },
-        OpError::Unsupported(what) => ExecError::UnsupportedForm {
-            node: node.name.clone(),
-            op: node.op_type.clone(),
-            what,
-        },
-    })?
-    .ok_or_else(|| ExecError::UnsupportedOp {
-        node: node.name.clone(),
-        op: node.op_type.clone(),
-    })
+        })
 }
 
 /// True when [`eval_node`] implements `op_type` of the default domain.
