@@ -15,7 +15,7 @@ use super::query::GraphQuery;
 use crate::graph::attr;
 use crate::graph::{Attributes, Graph, Node, NodeId, Tensor};
 use crate::onnx::proto::{DataType, TensorProto};
-use ndarray::{ArrayD, Dimension, IxDyn};
+use ndarray::{ArrayD, IxDyn};
 
 /// The patch of one fold: replace `layer` and `bn` by `new_layer` reading new initializers.
 #[derive(Clone, Debug)]
@@ -69,7 +69,7 @@ fn fold_error(node: &Node, message: impl Into<String>) -> PatternError {
     }
 }
 
-fn const_f64(g: &Graph, node: &Node, slot: usize) -> Result<ArrayD<f64>, PatternError> {
+fn const_f32(g: &Graph, node: &Node, slot: usize) -> Result<ArrayD<f32>, PatternError> {
     let name = node
         .input(slot)
         .ok_or_else(|| fold_error(node, format!("input {slot} is missing")))?;
@@ -78,9 +78,13 @@ fn const_f64(g: &Graph, node: &Node, slot: usize) -> Result<ArrayD<f64>, Pattern
         .ok_or_else(|| fold_error(node, format!("input '{name}' is not a constant")))?;
     let t = Tensor::from_proto(t).map_err(crate::graph::GraphError::from)?;
     match t {
-        Tensor::F32(a) => Ok(a.mapv(f64::from)),
+        Tensor::F32(a) => Ok(a),
         _ => Err(fold_error(node, format!("input '{name}' is not FLOAT"))),
     }
+}
+
+fn const_f64(g: &Graph, node: &Node, slot: usize) -> Result<ArrayD<f64>, PatternError> {
+    const_f32(g, node, slot).map(|a| a.mapv(f64::from))
 }
 
 fn to_f32_proto(a: &ArrayD<f64>, name: &str) -> TensorProto {
@@ -98,40 +102,49 @@ pub(crate) fn plan_fold(g: &Graph, layer: NodeId, bn: NodeId) -> Result<FoldEdit
     let scale: Vec<f64> = (0..channels)
         .map(|c| gamma[[c]] / (var[[c]] + eps).sqrt())
         .collect();
-    let mut weight = const_f64(g, l, 1)?;
+    let weight = const_f32(g, l, 1)?;
     let dims = weight.shape().to_vec();
     let mut new_layer = l.clone();
 
-    // Output channel of each weight element, per layer type.
-    let (out_channels, channel_of): (usize, Box<dyn Fn(&[usize]) -> usize>) =
-        match l.op_type.as_str() {
-            "Conv" if dims.len() >= 2 => (dims[0], Box::new(|i: &[usize]| i[0])),
-            "ConvTranspose" if dims.len() >= 2 => {
-                let group = usize::try_from(l.attr_i_or("group", 1))
-                    .ok()
-                    .filter(|&g| g >= 1 && dims[0] % g == 0)
-                    .ok_or_else(|| fold_error(l, "invalid group"))?;
-                let in_per_group = dims[0] / group;
-                let out_per_group = dims[1];
-                (
-                    out_per_group * group,
-                    Box::new(move |i: &[usize]| (i[0] / in_per_group) * out_per_group + i[1]),
-                )
+    // Output channel of the weight element at flat (row-major) index `e`, per layer type.
+    let inner = |from: usize| dims.iter().skip(from).product::<usize>().max(1);
+    let (out_channels, channel_of): (usize, Box<dyn Fn(usize) -> usize>) = match l.op_type.as_str()
+    {
+        "Conv" if dims.len() >= 2 => {
+            let per_channel = inner(1);
+            (dims[0], Box::new(move |e| e / per_channel))
+        }
+        "ConvTranspose" if dims.len() >= 2 => {
+            let group = usize::try_from(l.attr_i_or("group", 1))
+                .ok()
+                .filter(|&g| g >= 1 && dims[0] % g == 0)
+                .ok_or_else(|| fold_error(l, "invalid group"))?;
+            let in_per_group = dims[0] / group;
+            let out_per_group = dims[1];
+            let kernel = inner(2);
+            (
+                out_per_group * group,
+                Box::new(move |e| {
+                    let (i, j) = (e / (out_per_group * kernel), (e / kernel) % out_per_group);
+                    (i / in_per_group) * out_per_group + j
+                }),
+            )
+        }
+        "Gemm" if dims.len() == 2 => {
+            let n = dims[1];
+            if l.attr_i_or("transB", 0) != 0 {
+                (dims[0], Box::new(move |e| e / n))
+            } else {
+                (n, Box::new(move |e| e % n))
             }
-            "Gemm" if dims.len() == 2 => {
-                if l.attr_i_or("transB", 0) != 0 {
-                    (dims[0], Box::new(|i: &[usize]| i[0]))
-                } else {
-                    (dims[1], Box::new(|i: &[usize]| i[1]))
-                }
-            }
-            _ => {
-                return Err(fold_error(
-                    l,
-                    format!("cannot fold BatchNormalization into weights of shape {dims:?}"),
-                ));
-            }
-        };
+        }
+        _ => {
+            return Err(fold_error(
+                l,
+                format!("cannot fold BatchNormalization into weights of shape {dims:?}"),
+            ));
+        }
+    };
     if out_channels != channels {
         return Err(fold_error(
             l,
@@ -146,9 +159,14 @@ pub(crate) fn plan_fold(g: &Graph, layer: NodeId, bn: NodeId) -> Result<FoldEdit
     } else {
         1.0
     };
-    for (index, w) in weight.indexed_iter_mut() {
-        *w *= alpha * scale[channel_of(index.slice())];
-    }
+    let factor: Vec<f64> = scale.iter().map(|s| alpha * s).collect();
+    let folded: Vec<f32> = weight
+        .iter()
+        .enumerate()
+        .map(|(e, &w)| (f64::from(w) * factor[channel_of(e)]) as f32)
+        .collect();
+    let weight =
+        ArrayD::from_shape_vec(IxDyn(&dims), folded).map_err(|e| fold_error(l, e.to_string()))?;
 
     // Existing bias as one value per output channel (Gemm's C may be a scalar, [N] or [1, N]).
     let bias_in = match l.input(2) {
@@ -196,7 +214,10 @@ pub(crate) fn plan_fold(g: &Graph, layer: NodeId, bn: NodeId) -> Result<FoldEdit
         bn,
         new_layer,
         initializers: vec![
-            (weight_name.clone(), to_f32_proto(&weight, &weight_name)),
+            (
+                weight_name.clone(),
+                Tensor::F32(weight).to_proto(&weight_name),
+            ),
             (bias_name.clone(), to_f32_proto(&bias, &bias_name)),
         ],
     })

@@ -170,8 +170,7 @@ impl Search<'_> {
                 let Some(src) = self.resolve(of, state) else {
                     return Vec::new();
                 };
-                let Some(value) = self.g.node(src).outputs.first().filter(|o| !o.is_empty())
-                else {
+                let Some(value) = self.g.node(src).outputs.first().filter(|o| !o.is_empty()) else {
                     return Vec::new();
                 };
                 let mut out = Vec::new();
@@ -273,10 +272,18 @@ pub(crate) fn external_slot(node: &crate::graph::Node, linked: Option<usize>) ->
 }
 
 /// The tensor a QDQ point sits on, for a node bound through input `slot`.
-pub(crate) fn port_value(node: &crate::graph::Node, port: Port, slot: Option<usize>) -> Option<&str> {
+pub(crate) fn port_value(
+    node: &crate::graph::Node,
+    port: Port,
+    slot: Option<usize>,
+) -> Option<&str> {
     match port {
         Port::Input(s) => node.input(s),
         Port::External => external_slot(node, slot).and_then(|s| node.input(s)),
-        Port::Output => node.outputs.first().map(String::as_str).filter(|o| !o.is_empty()),
+        Port::Output => node
+            .outputs
+            .first()
+            .map(String::as_str)
+            .filter(|o| !o.is_empty()),
     }
 }

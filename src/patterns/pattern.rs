@@ -145,7 +145,14 @@ impl Step {
         of: &'static str,
         slot: usize,
     ) -> Step {
-        Step::new(label, ops, Link::Consumer { of, slot: Some(slot) })
+        Step::new(
+            label,
+            ops,
+            Link::Consumer {
+                of,
+                slot: Some(slot),
+            },
+        )
     }
 
     /// A step producing input `slot` of `of`.
@@ -204,11 +211,7 @@ impl Step {
         if !notes.is_empty() {
             s.push_str(&format!("({})", notes.join(", ")));
         }
-        if self.optional {
-            format!("[{s}]")
-        } else {
-            s
-        }
+        if self.optional { format!("[{s}]") } else { s }
     }
 }
 

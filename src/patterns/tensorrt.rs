@@ -47,8 +47,7 @@ pub const TIE_GROUP_OPS: &[&str] = &["Concat", "MaxPool"];
 pub fn propagates_qdq(node: &Node) -> bool {
     node.is_onnx()
         && QDQ_PROPAGATING_OPS.contains(&node.op_type.as_str())
-        && (node.op_type != "Resize"
-            || node.attr_s("mode").is_none_or(|m| m == "nearest"))
+        && (node.op_type != "Resize" || node.attr_s("mode").is_none_or(|m| m == "nearest"))
 }
 
 const FOLDABLE_LAYER: Predicate = Predicate {
@@ -82,7 +81,11 @@ const FULL_WINDOW: Predicate = Predicate {
 
 /// Clip with no bounds, or constant ones (ReLU6 and friends).
 fn clip_bounds_const(g: &Graph, n: &Node) -> bool {
-    n.op_type != "Clip" || n.inputs.iter().skip(1).all(|v| v.is_empty() || g.is_const(v))
+    n.op_type != "Clip"
+        || n.inputs
+            .iter()
+            .skip(1)
+            .all(|v| v.is_empty() || g.is_const(v))
 }
 
 /// MatMul whose B is a constant matrix (a Linear layer).
@@ -175,9 +178,10 @@ fn pools_full_window(g: &Graph, n: &Node) -> bool {
         return false;
     };
     let kernel = n.attr_ints("kernel_shape").unwrap_or(&[]);
-    let unpadded = n.attr_ints("pads").is_none_or(|p| p.iter().all(|&x| x == 0))
-        && n
-            .attr_s("auto_pad")
+    let unpadded = n
+        .attr_ints("pads")
+        .is_none_or(|p| p.iter().all(|&x| x == 0))
+        && n.attr_s("auto_pad")
             .is_none_or(|a| a == "NOTSET" || a == "VALID");
     shape.len() > 2 && kernel == &shape[2..] && unpadded
 }
@@ -230,12 +234,10 @@ fn linear_heads(extra: &[Constraint]) -> Vec<(Vec<Step>, &'static str)> {
 
 /// The activation tails fusable after `pre`, each ending in a step labelled `act`.
 fn activation_tails(pre: &'static str) -> Vec<Vec<Step>> {
-    let scale_by_const = |label, of| {
-        Step::after_at(label, &["Div", "Mul"], of, 0).with(Constraint::ExternalConst)
-    };
-    let times_input = |label, of| {
-        Step::after(label, &["Mul"], of).with(Constraint::ExternalFrom(pre))
-    };
+    let scale_by_const =
+        |label, of| Step::after_at(label, &["Div", "Mul"], of, 0).with(Constraint::ExternalConst);
+    let times_input =
+        |label, of| Step::after(label, &["Mul"], of).with(Constraint::ExternalFrom(pre));
     let relu6_of_x_plus_3 = || {
         vec![
             Step::after("plus3", &["Add"], pre).with(Constraint::ExternalConst),
@@ -253,13 +255,19 @@ fn activation_tails(pre: &'static str) -> Vec<Vec<Step>> {
         // HardSwish as x·relu6(x+3)/6.
         [
             relu6_of_x_plus_3(),
-            vec![times_input("times", "relu6"), scale_by_const("act", "times")],
+            vec![
+                times_input("times", "relu6"),
+                scale_by_const("act", "times"),
+            ],
         ]
         .concat(),
         // HardSwish as x·(relu6(x+3)/6).
         [
             relu6_of_x_plus_3(),
-            vec![scale_by_const("sixth", "relu6"), times_input("act", "sixth")],
+            vec![
+                scale_by_const("sixth", "relu6"),
+                times_input("act", "sixth"),
+            ],
         ]
         .concat(),
         // Gelu as the Erf chain: x·(erf(x/√2)+1)·0.5.
@@ -444,10 +452,7 @@ pub fn library() -> Vec<Pattern> {
                 Form::new(
                     f.steps
                         .into_iter()
-                        .map(|s| {
-                            s.mark(Input, Port::Input(0))
-                                .mark(Output, Port::Output)
-                        })
+                        .map(|s| s.mark(Input, Port::Input(0)).mark(Output, Port::Output))
                         .collect(),
                 )
             })
@@ -473,7 +478,12 @@ fn rows() -> Vec<[String; 4]> {
                     .join(", ")
             };
             let forms = p.forms.iter().map(Form::describe).collect::<Vec<_>>();
-            [p.name.to_string(), forms.join("\n"), points, p.rationale.to_string()]
+            [
+                p.name.to_string(),
+                forms.join("\n"),
+                points,
+                p.rationale.to_string(),
+            ]
         })
         .collect()
 }

@@ -16,7 +16,10 @@ use crate::graph::{Graph, Model, NodeId};
 use std::collections::{BTreeMap, HashSet};
 
 /// Finds the matches of `patterns` in `model` without rewriting anything.
-pub fn find_matches(model: &Model, patterns: &[Pattern]) -> Result<Vec<PatternMatch>, PatternError> {
+pub fn find_matches(
+    model: &Model,
+    patterns: &[Pattern],
+) -> Result<Vec<PatternMatch>, PatternError> {
     let g = &model.graph;
     let found = matcher::find_matches(g, patterns)?;
     Ok(found

@@ -161,10 +161,7 @@ fn quantized_source(g: &Graph, plan: &QdqPlan, value: &str) -> Option<Vec<(Strin
         let input = node.input(s)?;
         if plan.activations.contains_key(input) {
             reads.push((input.to_string(), (producer, s)));
-        } else if node.op_type != "Concat"
-            && !g.is_output(input)
-            && uses_of(g, input).len() == 1
-        {
+        } else if node.op_type != "Concat" && !g.is_output(input) && uses_of(g, input).len() == 1 {
             reads.extend(quantized_source(g, plan, input)?);
         } else {
             return None;

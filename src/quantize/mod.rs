@@ -40,7 +40,9 @@ pub enum QuantizeError {
     )]
     OpsetTooOld { opset: i64 },
     /// A match refers to a node the model does not have.
-    #[error("match '{pattern}' names node '{node}', which is not in the model (was it transformed by another run?)")]
+    #[error(
+        "match '{pattern}' names node '{node}', which is not in the model (was it transformed by another run?)"
+    )]
     UnknownNode { pattern: String, node: String },
     /// A weight cannot be quantized.
     #[error("weight '{tensor}' of node '{node}': {message}")]

@@ -181,12 +181,7 @@ fn rewire(g: &mut Graph, uses: &[Use], dq: &str) {
 }
 
 /// Adds the scale and zero-point initializers of `value` and returns their names.
-fn add_scale(
-    g: &mut Graph,
-    value: &str,
-    scale: Tensor,
-    channels: usize,
-) -> (String, String) {
+fn add_scale(g: &mut Graph, value: &str, scale: Tensor, channels: usize) -> (String, String) {
     let scale_name = g.unique_name(&format!("{value}_scale"));
     g.set_initializer(scale.to_proto(&scale_name), &scale_name);
     let zp_name = g.unique_name(&format!("{value}_zero_point"));
@@ -250,7 +245,12 @@ fn add_dq_node(
 ) -> Result<String, QuantizeError> {
     let dq_name = g.unique_name(&format!("{value}_DequantizeLinear"));
     let dq_out = g.unique_name(&format!("{dq_name}_Output"));
-    let dq = Node::new(dq_name, "DequantizeLinear", &[source, scale, zero_point], &[&dq_out]);
+    let dq = Node::new(
+        dq_name,
+        "DequantizeLinear",
+        &[source, scale, zero_point],
+        &[&dq_out],
+    );
     g.add_node(axis_attr(dq, axis))?;
     Ok(dq_out)
 }

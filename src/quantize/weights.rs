@@ -29,7 +29,11 @@ pub fn weight_axis(node: &Node, rank: usize) -> Option<usize> {
     match node.op_type.as_str() {
         "Conv" => Some(0),
         "ConvTranspose" => Some(1),
-        "Gemm" => Some(if node.attr_i_or("transB", 0) != 0 { 0 } else { 1 }),
+        "Gemm" => Some(if node.attr_i_or("transB", 0) != 0 {
+            0
+        } else {
+            1
+        }),
         "MatMul" => rank.checked_sub(1),
         _ => None,
     }
@@ -100,7 +104,10 @@ mod tests {
         let q = quantize_weight(&w.to_proto("w"), Some(0)).unwrap();
         assert_eq!(q.scales, vec![2.54 / 127.0, 1.0]);
         // 1.0 / 0.02 = 50, -2.54 / 0.02 = -127, 0.5 / 0.02 = 25; the zero channel stays 0.
-        assert_eq!(q.values.iter().copied().collect::<Vec<_>>(), vec![50, -127, 25, 0, 0, 0]);
+        assert_eq!(
+            q.values.iter().copied().collect::<Vec<_>>(),
+            vec![50, -127, 25, 0, 0, 0]
+        );
         let per_tensor = quantize_weight(&w.to_proto("w"), None).unwrap();
         assert_eq!(per_tensor.scales.len(), 1);
     }
