@@ -65,6 +65,15 @@ fn demo_model_matches() {
     assert_eq!(count_ops(&result.model, "BatchNormalization"), 0);
     assert_eq!(result.model.graph.node_count(), 32 - 9);
     result.model.graph.validate().unwrap();
+    // The replaced weights and the BN parameters are gone, not left unused.
+    let g = &result.model.graph;
+    let unused: Vec<&String> = g
+        .initializers()
+        .map(|(name, _)| name)
+        .filter(|name| g.consumers(name).is_empty())
+        .collect();
+    assert!(unused.is_empty(), "{unused:?}");
+    assert_eq!(g.initializers().count(), 2 * 9 + 2);
     // The BN output names survive (the folded conv writes them), so QDQ points stay valid.
     assert!(
         result

@@ -101,7 +101,8 @@ fn assert_no_qdq_inside_matches(qdq: &Model, matches: &[PatternMatch]) {
 /// - the pool's Input (`block3.relu2.out`) and Output (`head.pool.out`) ............... 2
 /// - the Gemm's Input is Flatten's output: Flatten propagates Q/DQ and its input already has
 ///   a pair, so it reads that pair and gets none of its own ............................ 0
-/// = 11. Weights: 9 Conv + 1 Gemm = 10 weight DequantizeLinear; 21 DequantizeLinear in all.
+///
+/// Total 11. Weights: 9 Conv + 1 Gemm = 10 weight DequantizeLinear; 21 DequantizeLinear in all.
 #[test]
 fn demo_model_pattern_qdq_counts() {
     let Some(model) = demo_model() else { return };
@@ -182,7 +183,7 @@ fn demo_model_uniform_qdq_counts() {
 /// it) 16, the two relu outputs inside it 32, the downsample output (ResidualInput) in the
 /// 4 first blocks 4; the pool's Input and Output 2; the Gemm's Input comes through the Reshape
 /// from the pool output and gets no pair of its own: 1 + 16 + 32 + 4 + 2 = 55.
-/// Weights: 53 Conv + 1 Gemm = 54.
+/// Weights: 53 Conv + 1 Gemm = 54. The only Q TensorRT cannot fuse is the network input's.
 #[test]
 fn light_resnet50_pattern_qdq_counts() {
     let Some(model) = light_resnet50() else {
@@ -202,6 +203,20 @@ fn light_resnet50_pattern_qdq_counts() {
     assert_eq!(
         unfused_q(&qdq, &fused.matches),
         vec!["gpu_0/data_0".to_string()]
+    );
+
+    // Uniform on the same fused model: conv inputs 1 + 16 + 16 + 16 = 49 (network input; each
+    // block's input, shared by conv a and the downsample; conv b and conv c inputs), the MaxPool
+    // input 1, both Sum inputs: 16 main-path conv outputs + 4 downsample outputs are new (the
+    // identity skips are block inputs, counted), the AveragePool input 1 and the Gemm input 1.
+    let uniform = insert_qdq_uniform(&fused.model, &QuantConfig::default()).unwrap();
+    assert_eq!(
+        qdq_counts(&uniform),
+        Counts {
+            activation_q: 72,
+            weight_dq: 54,
+            dq: 126
+        }
     );
 }
 

@@ -83,13 +83,16 @@ fn planned_rewrite(
     }
 }
 
-/// Applies the folds: drop the BN and the old layer, add the folded layer under the same name.
+/// Applies the folds: drop the BN and the old layer, add the folded layer under the same name,
+/// drop the initializers (old weights, BN parameters) nothing reads any more.
 fn apply_folds(g: &mut Graph, folds: Vec<FoldEdit>) -> Result<(), PatternError> {
     let mut old_weights = Vec::new();
     for edit in folds {
-        let old = g.node(edit.layer);
-        old_weights.extend(old.inputs.iter().skip(1).filter(|v| !v.is_empty()).cloned());
-        let old_output = old.outputs.first().cloned().unwrap_or_default();
+        for id in [edit.layer, edit.bn] {
+            let params = g.node(id).inputs.iter().skip(1).filter(|v| !v.is_empty());
+            old_weights.extend(params.cloned());
+        }
+        let old_output = g.node(edit.layer).outputs.first().cloned().unwrap_or_default();
         g.remove_node(edit.bn);
         g.remove_node(edit.layer);
         g.remove_value_info(&old_output);

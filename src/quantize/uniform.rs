@@ -12,7 +12,9 @@ use super::{QuantConfig, QuantizeError};
 use crate::graph::Model;
 use crate::patterns::query::GraphQuery;
 
-/// NVIDIA's list of ops that take INT8 inputs (the uniform strategy quantizes all their inputs).
+/// NVIDIA's list of ops that take INT8 inputs (the uniform strategy quantizes all their inputs),
+/// plus `Sum`, which Caffe2 and Paddle exports use for the residual add and TensorRT's ONNX
+/// parser turns into the same elementwise layer as `Add`.
 pub const UNIFORM_INT8_OPS: &[&str] = &[
     "Conv",
     "ConvTranspose",
@@ -25,6 +27,7 @@ pub const UNIFORM_INT8_OPS: &[&str] = &[
     "MaxPool",
     "BatchNormalization",
     "Clip",
+    "Sum",
 ];
 
 /// Inserts Q/DQ on every non-constant float input of every [`UNIFORM_INT8_OPS`] node, and

@@ -57,7 +57,7 @@ pub fn light_resnet50() -> Option<Model> {
 
 /// What `normalize` does to light_resnet50, by hand: its weights are ConstantOfShape nodes
 /// (the "light" models drop the real weights), folded here into initializers; the opset is
-/// raised to 13 (every op it uses — Conv, BatchNormalization, Relu, Sum, MaxPool, AveragePool,
+/// raised to 13 with IR 7 (every op it uses — Conv, BatchNormalization, Relu, Sum, MaxPool, AveragePool,
 /// Reshape, Gemm, Softmax on [1, 1000] — means the same there); and the AveragePool input gets
 /// its shape, 2048×7×7 (ResNet-50 at 224×224 downsamples by 32), as shape inference would write.
 fn hand_normalize_light_resnet50(m: &mut Model) {
@@ -96,6 +96,7 @@ fn hand_normalize_light_resnet50(m: &mut Model) {
     g.set_value_info(value_info(&pool_input, &[1, 2048, 7, 7]));
     g.validate().expect("hand-normalized graph is valid");
     m.set_opset(13);
+    m.rest.ir_version = Some(7); // opset 13 needs IR 7 (initializers need not be graph inputs)
 }
 
 /// A FLOAT value_info with a static shape.
