@@ -186,7 +186,9 @@ fn pools_full_window(g: &Graph, n: &Node) -> bool {
     shape.len() > 2 && kernel == &shape[2..] && unpadded
 }
 
-/// Conv/ConvTranspose [→ BatchNormalization]; the activation input is the group's Input.
+/// Conv/ConvTranspose [→ BatchNormalization] [→ Mul(const)] [→ Add(const)], ending at step
+/// `bias`: the per-channel affine Paddle exports write as Mul/Add is fused like a BN.
+/// The activation input is the group's Input.
 fn conv_head(ops: &'static [&'static str]) -> Vec<Step> {
     vec![
         Step::anchor("conv", ops)
@@ -196,6 +198,12 @@ fn conv_head(ops: &'static [&'static str]) -> Vec<Step> {
         Step::after_at("bn", BN, "conv", 0)
             .optional()
             .with(Constraint::Holds(FOLDABLE_BN)),
+        Step::after("scale", &["Mul"], "bn")
+            .optional()
+            .with(Constraint::ExternalConst),
+        Step::after("bias", &["Add"], "scale")
+            .optional()
+            .with(Constraint::ExternalConst),
     ]
 }
 
@@ -307,7 +315,7 @@ pub fn library() -> Vec<Pattern> {
     let mut stem = [
         conv_head(&["Conv"]),
         vec![
-            Step::after_at("relu", &["Relu"], "bn", 0),
+            Step::after_at("relu", &["Relu"], "bias", 0),
             Step::after_at("pool", &["MaxPool"], "relu", 0),
         ],
     ]
@@ -318,7 +326,7 @@ pub fn library() -> Vec<Pattern> {
             [
                 conv_head(CONV),
                 vec![
-                    Step::after_at("add", &["Add", "Sum"], "bn", add_slot)
+                    Step::after_at("add", &["Add", "Sum"], "bias", add_slot)
                         .with(Constraint::InputCount(2))
                         .with(Constraint::ExternalVar)
                         .mark(ResidualInput, Port::External),
@@ -387,7 +395,7 @@ pub fn library() -> Vec<Pattern> {
         Pattern {
             name: "ConvBNReLU",
             rationale: "the activation is fused, no Q/DQ between",
-            forms: forms_with_tails(vec![(conv_head(CONV), "bn")]),
+            forms: forms_with_tails(vec![(conv_head(CONV), "bias")]),
             qdq_points: &[Input],
             rewrite: FOLD_CONV_BN,
         },

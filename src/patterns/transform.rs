@@ -92,7 +92,12 @@ fn apply_folds(g: &mut Graph, folds: Vec<FoldEdit>) -> Result<(), PatternError> 
             let params = g.node(id).inputs.iter().skip(1).filter(|v| !v.is_empty());
             old_weights.extend(params.cloned());
         }
-        let old_output = g.node(edit.layer).outputs.first().cloned().unwrap_or_default();
+        let old_output = g
+            .node(edit.layer)
+            .outputs
+            .first()
+            .cloned()
+            .unwrap_or_default();
         g.remove_node(edit.bn);
         g.remove_node(edit.layer);
         g.remove_value_info(&old_output);

@@ -39,10 +39,10 @@ fn models_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/models"))
 }
 
-/// The onnx wheel's light_resnet50 (Caffe2 export, opset 9), hand-normalized; or `None`
-/// with the reason printed (scripts/fetch-models.sh fetches it).
-pub fn light_resnet50() -> Option<Model> {
-    let path = models_dir().join("onnx/light/light_resnet50.onnx");
+/// A model fetched by scripts/fetch-models.sh (path relative to the models folder), or `None`
+/// with the reason printed.
+pub fn fetched_model(relative: &str) -> Option<Model> {
+    let path = models_dir().join(relative);
     if !path.exists() {
         eprintln!(
             "SKIP: {} is absent (run scripts/fetch-models.sh or set TRTQ_MODELS)",
@@ -50,7 +50,13 @@ pub fn light_resnet50() -> Option<Model> {
         );
         return None;
     }
-    let mut m = load(&path);
+    Some(load(&path))
+}
+
+/// The onnx wheel's light_resnet50 (Caffe2 export, opset 9), hand-normalized; or `None`
+/// with the reason printed (scripts/fetch-models.sh fetches it).
+pub fn light_resnet50() -> Option<Model> {
+    let mut m = fetched_model("onnx/light/light_resnet50.onnx")?;
     hand_normalize_light_resnet50(&mut m);
     Some(m)
 }
