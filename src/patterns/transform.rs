@@ -15,7 +15,8 @@ use super::{PatternError, PatternMatch, TransformResult};
 use crate::graph::{Graph, Model, NodeId};
 use std::collections::{BTreeMap, HashSet};
 
-/// Finds the matches of `patterns` in `model` without rewriting anything.
+/// Finds the matches of `patterns` in `model` without rewriting anything (so each match's
+/// `nodes_after` equals its `nodes`).
 pub fn find_matches(
     model: &Model,
     patterns: &[Pattern],

@@ -20,11 +20,11 @@
 
 use super::plan::{QdqPlan, Use, known_non_float};
 use super::{QuantConfig, QuantizeError};
-use crate::graph::{Graph, Model, NodeId};
+use crate::graph::{Attributes, Graph, Model, NodeId};
 use crate::patterns::query::GraphQuery;
 use crate::patterns::tensorrt::{TIE_GROUP_OPS, propagates_qdq};
 use crate::patterns::{PatternMatch, QdqPoint};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Inserts Q/DQ into `model` (the transformed model) at the QDQ points of `matches`.
 pub fn insert_qdq(
@@ -105,7 +105,7 @@ pub(crate) fn uses_of(g: &Graph, value: &str) -> Vec<Use> {
 pub(crate) fn is_depthwise(g: &Graph, id: NodeId) -> bool {
     let n = g.node(id);
     n.op_type == "Conv"
-        && crate::graph::Attributes::attr_i_or(n, "group", 1) > 1
+        && n.attr_i_or("group", 1) > 1
         && n.input(1)
             .and_then(|w| g.const_tensor(w))
             .is_some_and(|t| t.dims.get(1) == Some(&1))
@@ -123,7 +123,7 @@ fn unstrand(g: &Graph, plan: &mut QdqPlan) -> Result<(), QuantizeError> {
     let mut candidates: Vec<(usize, String)> = plan
         .activations
         .keys()
-        .filter_map(|v| Some((position[&g.producer(v)?], v.clone())))
+        .filter_map(|v| Some((*position.get(&g.producer(v)?)?, v.clone())))
         .collect();
     candidates.sort();
     for (_, value) in candidates {
@@ -173,7 +173,7 @@ fn quantized_source(g: &Graph, plan: &QdqPlan, value: &str) -> Option<Vec<(Strin
 /// Tie groups: inputs and output of each Concat/MaxPool with a quantized member, merged when
 /// they share a tensor; in topological order, each group listed once.
 fn find_tie_groups(g: &Graph, plan: &QdqPlan) -> Result<Vec<Vec<String>>, QuantizeError> {
-    let reads_dq: std::collections::HashSet<NodeId> = plan
+    let reads_dq: HashSet<NodeId> = plan
         .activations
         .values()
         .flatten()
@@ -210,7 +210,7 @@ fn find_tie_groups(g: &Graph, plan: &QdqPlan) -> Result<Vec<Vec<String>>, Quanti
         for grp in merged.into_iter().rev() {
             members = grp.into_iter().chain(members).collect();
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         members.retain(|v| seen.insert(v.clone()));
         groups.push(members);
     }

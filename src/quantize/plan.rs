@@ -14,7 +14,7 @@ use crate::patterns::query::GraphQuery;
 use indexmap::IndexMap;
 use ndarray::{ArrayD, IxDyn};
 
-/// A consumer slot: input `1` of node `0`.
+/// A consumer slot: (node, input slot).
 pub(crate) type Use = (NodeId, usize);
 
 /// Where Q/DQ goes, before any edit.
@@ -70,7 +70,7 @@ impl QdqPlan {
         let graph = &mut out.graph;
         for (value, uses) in &self.activations {
             let scale = Tensor::F32(ArrayD::from_elem(IxDyn(&[]), 1.0f32));
-            let dq = insert_pair(graph, value, scale, 0, None)?;
+            let dq = insert_pair(graph, value, scale, None)?;
             rewire(graph, uses, &dq);
         }
         for ((value, uses), q) in self.weights.iter().zip(weights) {
@@ -78,14 +78,12 @@ impl QdqPlan {
                 ArrayD::from_shape_vec(IxDyn(&scale_dims(&q)), q.scales.clone())
                     .map_err(|e| weight_error(g, value, uses, e.to_string()))?,
             );
-            let channels = q.scales.len();
             let dq = match config.weights_as {
-                WeightsAs::QdqFloat => insert_pair(graph, value, scale, channels, q.axis)?,
+                WeightsAs::QdqFloat => insert_pair(graph, value, scale, q.axis)?,
                 WeightsAs::Int8 => {
                     let name = graph.unique_name(&format!("{value}_quantized"));
                     graph.set_initializer(Tensor::I8(q.values).to_proto(&name), &name);
-                    let source = name.clone();
-                    insert_dq(graph, value, &source, scale, channels, q.axis)?
+                    insert_dq(graph, value, &name, scale, q.axis)?
                 }
             };
             rewire(graph, uses, &dq);
@@ -180,16 +178,13 @@ fn rewire(g: &mut Graph, uses: &[Use], dq: &str) {
     }
 }
 
-/// Adds the scale and zero-point initializers of `value` and returns their names.
-fn add_scale(g: &mut Graph, value: &str, scale: Tensor, channels: usize) -> (String, String) {
+/// Adds the scale and zero-point (INT8 zeros of the scale's shape) initializers of `value`
+/// and returns their names.
+fn add_scale(g: &mut Graph, value: &str, scale: Tensor) -> (String, String) {
     let scale_name = g.unique_name(&format!("{value}_scale"));
     g.set_initializer(scale.to_proto(&scale_name), &scale_name);
     let zp_name = g.unique_name(&format!("{value}_zero_point"));
-    let zp = if channels > 0 && scale.shape().len() == 1 {
-        Tensor::I8(ArrayD::zeros(IxDyn(&[channels])))
-    } else {
-        Tensor::I8(ArrayD::zeros(IxDyn(&[])))
-    };
+    let zp = Tensor::I8(ArrayD::zeros(IxDyn(scale.shape())));
     g.set_initializer(zp.to_proto(&zp_name), &zp_name);
     (scale_name, zp_name)
 }
@@ -206,10 +201,9 @@ fn insert_pair(
     g: &mut Graph,
     value: &str,
     scale: Tensor,
-    channels: usize,
     axis: Option<usize>,
 ) -> Result<String, QuantizeError> {
-    let (scale_name, zp_name) = add_scale(g, value, scale, channels);
+    let (scale_name, zp_name) = add_scale(g, value, scale);
     let q_name = g.unique_name(&format!("{value}_QuantizeLinear"));
     let q_out = g.unique_name(&format!("{q_name}_Output"));
     let q = Node::new(
@@ -228,10 +222,9 @@ fn insert_dq(
     value: &str,
     source: &str,
     scale: Tensor,
-    channels: usize,
     axis: Option<usize>,
 ) -> Result<String, QuantizeError> {
-    let (scale_name, zp_name) = add_scale(g, value, scale, channels);
+    let (scale_name, zp_name) = add_scale(g, value, scale);
     add_dq_node(g, value, source, &scale_name, &zp_name, axis)
 }
 
