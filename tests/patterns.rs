@@ -710,3 +710,30 @@ fn paddle_exports_are_covered() {
         assert_eq!(uncovered, want, "{file}");
     }
 }
+
+/// A BatchNormalization that cannot be folded (negative variance) is an error naming both
+/// nodes, not NaN weights.
+#[test]
+fn unfoldable_batch_norm_is_an_error() {
+    let mut b = Builder::new();
+    let x = b.input("x", &[1, 2, 4, 4]);
+    let c = b.conv("conv", &x, 2, 2, 1);
+    let s = b.weight("bn.scale", &[2], 1.0);
+    let o = b.weight("bn.bias", &[2], 0.0);
+    let m = b.weight("bn.mean", &[2], 0.0);
+    let v = b.tensor(
+        "bn.var",
+        Tensor::F32(
+            ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2]), vec![1.0, -2.0]).unwrap(),
+        ),
+    );
+    let y = b.node("BatchNormalization", "bn", &[&c, &s, &o, &m, &v], vec![]);
+    b.output(&y);
+    let err = transform(&b.build(), &tensorrt::library())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'conv'") && err.contains("'bn' channel 1"),
+        "{err}"
+    );
+}

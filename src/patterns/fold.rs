@@ -102,6 +102,16 @@ pub(crate) fn plan_fold(g: &Graph, layer: NodeId, bn: NodeId) -> Result<FoldEdit
     let scale: Vec<f64> = (0..channels)
         .map(|c| gamma[[c]] / (var[[c]] + eps).sqrt())
         .collect();
+    if let Some(c) = scale.iter().position(|s| !s.is_finite()) {
+        return Err(fold_error(
+            l,
+            format!(
+                "BatchNormalization '{}' channel {c}: gamma / sqrt(var + epsilon) is not finite (var {}, epsilon {eps})",
+                b.name,
+                var[[c]]
+            ),
+        ));
+    }
     let weight = const_f32(g, l, 1)?;
     let dims = weight.shape().to_vec();
     let mut new_layer = l.clone();
