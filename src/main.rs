@@ -1,1 +1,177 @@
-fn main() {}
+//! The `trtq` command: parses arguments and calls the library. Exit codes: 0 ok, 1 a check or
+//! gate failed, 2 bad input or config, 3 missing environment.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use trtq::{Error, ui};
+
+#[derive(Parser)]
+#[command(
+    name = "trtq",
+    version,
+    about = "FP32 ONNX → TensorRT INT8 with Q/DQ placed where TensorRT fuses it, verified from the engine's layer report"
+)]
+struct Cli {
+    /// More detail on stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only warnings and errors on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a model: versions, inputs/outputs, op histogram, parameters, what normalization changes.
+    Inspect {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the pipeline of a config: normalize, fuse, insert Q/DQ, calibrate, build, verify, report.
+    Build {
+        /// The YAML config.
+        config: PathBuf,
+        /// Output directory (default: the config's output_dir).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Re-encode a model (decode, then encode), e.g. to move weights to or from external data.
+    Convert {
+        /// The ONNX model to read.
+        input: PathBuf,
+        /// Where to write it (never the input).
+        output: PathBuf,
+        /// Where initializers go.
+        #[arg(long, value_enum, default_value_t = ExternalArg::Auto)]
+        external_data: ExternalArg,
+    },
+    /// Check an engine's layer report (from any build): broken fusions, unfused Q/DQ, reformat
+    /// layers, precision. Exit 1 when a gate fails (default gates of the config's `verify:`).
+    Verify {
+        /// Layer information: trtexec --exportLayerInfo, built with --profilingVerbosity=detailed.
+        #[arg(long)]
+        layers: PathBuf,
+        /// Per-layer profile: trtexec --exportProfile (reformat time share).
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Per-iteration timings: trtexec --exportTimes (latency).
+        #[arg(long)]
+        times: Option<PathBuf>,
+        /// matches.json of the pattern stage (broken-fusion check).
+        #[arg(long)]
+        matches: Option<PathBuf>,
+        /// Print {"findings", "summary"} JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExternalArg {
+    /// Inside the model file unless it would exceed protobuf's 2 GiB limit.
+    Auto,
+    /// Large initializers in `<model>.data`.
+    Always,
+    /// Everything inside the model file.
+    Never,
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Inspect { model, json } => {
+            let m = trtq::load(&model)?;
+            let report =
+                trtq::inspect::inspect(&m, &trtq::fold_evaluator);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report)
+                        .map_err(|e| Error::BadInput(e.to_string()))?
+                );
+            } else {
+                print!("{}", report.to_text());
+            }
+            Ok(())
+        }
+        Command::Build { config, out } => {
+            let summary = trtq::pipeline::build(&config, &trtq::pipeline::BuildOptions { out_dir: out })?;
+            ui::info(format!("wrote {} artifacts to {}", summary.artifacts.len(), summary.output_dir.display()));
+            Ok(())
+        }
+        Command::Convert {
+            input,
+            output,
+            external_data,
+        } => {
+            let external = match external_data {
+                ExternalArg::Auto => trtq::onnx::ExternalData::Auto,
+                ExternalArg::Always => trtq::onnx::ExternalData::Always,
+                ExternalArg::Never => trtq::onnx::ExternalData::Never,
+            };
+            let opts = trtq::onnx::SaveOptions {
+                external,
+                ..Default::default()
+            };
+            trtq::convert(&input, &output, &opts)
+        }
+        Command::Verify {
+            layers,
+            profile,
+            times,
+            matches,
+            json,
+        } => {
+            let bad_input = |e: &dyn std::fmt::Display| Error::BadInput(e.to_string());
+            let report = trtq::trt::report::EngineReport::load(
+                &layers,
+                profile.as_deref(),
+                times.as_deref(),
+            )
+            .map_err(|e| bad_input(&e))?;
+            let matches = matches
+                .map(|path| trtq::verify::MatchesFile::load(&path))
+                .transpose()
+                .map_err(|e| bad_input(&e))?;
+            let gates = trtq::verify::VerifyGates::default();
+            let outcome = trtq::verify::verify(&report, matches.as_ref(), &gates);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&outcome.to_json()).map_err(|e| bad_input(&e))?
+                );
+            } else {
+                print!("{}", outcome.to_text());
+            }
+            if outcome.passed() {
+                Ok(())
+            } else {
+                Err(Error::CheckFailed(format!(
+                    "verification failed: {}",
+                    outcome.gate_failures.join("; ")
+                )))
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ui::set_verbosity(if cli.quiet {
+        -1
+    } else {
+        cli.verbose.min(3) as i8
+    });
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

@@ -100,7 +100,7 @@ impl Node {
         Node {
             name: p.name.take().unwrap_or_default(),
             op_type: p.op_type.take().unwrap_or_default(),
-            domain: p.domain.take().unwrap_or_default(),
+            domain: p.domain.clone().unwrap_or_default(),
             inputs: std::mem::take(&mut p.input),
             outputs: std::mem::take(&mut p.output),
             attributes: std::mem::take(&mut p.attribute),

@@ -7,7 +7,10 @@
 
 pub mod attr;
 mod ir;
+pub mod normalize;
+pub mod shape;
 pub mod tensor;
+pub mod upgrade;
 
 pub use attr::Attributes;
 pub use ir::{Graph, Model, Node, NodeId};

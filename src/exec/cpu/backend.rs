@@ -1,0 +1,222 @@
+//! [`CpuBackend`]: runs a [`Plan`] with the CPU kernels, freeing each intermediate after its
+//! last consumer and reporting the peak of live bytes.
+//!
+//! Owns: decoded initializers, the live-value table of a run, input checks against the graph's
+//! declared types.
+//! Does not own: the kernels (see [`super::eval_node`]) or the schedule (see [`Plan`]).
+
+use super::eval_node;
+use crate::exec::{Backend, ExecError, Observer, Plan};
+use crate::graph::{Model, Tensor};
+use crate::onnx::proto::type_proto;
+use crate::onnx::proto::tensor_shape_proto::dimension;
+use std::collections::HashMap;
+
+/// A declared graph input: element type and dims (`None` = symbolic or unknown).
+#[derive(Clone, Debug)]
+struct InputDecl {
+    dtype: Option<i32>,
+    dims: Option<Vec<Option<usize>>>,
+}
+
+/// The CPU backend: ndarray kernels, GEMM through the `gemm` crate, rayon on all cores.
+#[derive(Debug, Default)]
+pub struct CpuBackend {
+    plan: Option<Plan>,
+    constants: HashMap<String, Tensor>,
+    declared: HashMap<String, InputDecl>,
+    peak_live_bytes: usize,
+}
+
+fn bytes(t: &Tensor) -> usize {
+    t.len() * t.dtype().byte_size().unwrap_or(1)
+}
+
+impl CpuBackend {
+    /// A backend with no model prepared.
+    pub fn new() -> CpuBackend {
+        CpuBackend::default()
+    }
+
+    /// A backend with `model` prepared.
+    pub fn with_model(model: &Model) -> Result<CpuBackend, ExecError> {
+        let mut b = CpuBackend::new();
+        b.prepare(model)?;
+        Ok(b)
+    }
+
+    /// The prepared schedule, if any.
+    pub fn plan(&self) -> Option<&Plan> {
+        self.plan.as_ref()
+    }
+
+    /// Largest number of bytes held by live intermediates (inputs included, initializers not)
+    /// during the last run.
+    pub fn peak_live_bytes(&self) -> usize {
+        self.peak_live_bytes
+    }
+
+    fn check_input(&self, name: &str, t: &Tensor) -> Result<(), ExecError> {
+        let Some(decl) = self.declared.get(name) else {
+            return Ok(());
+        };
+        let mismatch = |message: String| ExecError::InputMismatch {
+            name: name.to_string(),
+            message,
+        };
+        if let Some(dtype) = decl.dtype
+            && dtype != t.dtype() as i32
+        {
+            return Err(mismatch(format!(
+                "element type {} given, the graph declares {}",
+                t.dtype().as_str_name(),
+                crate::graph::tensor::dtype_name(dtype)
+            )));
+        }
+        if let Some(dims) = &decl.dims {
+            let fits = dims.len() == t.shape().len()
+                && dims.iter().zip(t.shape()).all(|(d, &s)| d.is_none_or(|d| d == s));
+            if !fits {
+                return Err(mismatch(format!(
+                    "shape {:?} given, the graph declares {:?} (None = any)",
+                    t.shape(),
+                    dims
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn declaration(v: &crate::onnx::proto::ValueInfoProto) -> InputDecl {
+    match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(tt)) => InputDecl {
+            dtype: tt.elem_type.filter(|&d| d != 0),
+            dims: tt.shape.as_ref().map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(dimension::Value::DimValue(v)) if v > 0 => Some(v as usize),
+                        _ => None,
+                    })
+                    .collect()
+            }),
+        },
+        _ => InputDecl {
+            dtype: None,
+            dims: None,
+        },
+    }
+}
+
+impl Backend for CpuBackend {
+    fn prepare(&mut self, model: &Model) -> Result<(), ExecError> {
+        let plan = Plan::new(model)?;
+        let graph = &model.graph;
+        let mut constants = HashMap::new();
+        for name in &plan.constants {
+            if let Some(t) = graph.initializer(name) {
+                constants.insert(name.clone(), Tensor::from_proto(t)?);
+            }
+        }
+        self.declared = graph
+            .inputs
+            .iter()
+            .filter_map(|v| Some((v.name.clone()?, declaration(v))))
+            .collect();
+        self.constants = constants;
+        self.plan = Some(plan);
+        Ok(())
+    }
+
+    fn run(
+        &mut self,
+        mut inputs: HashMap<String, Tensor>,
+        observer: &mut dyn Observer,
+    ) -> Result<HashMap<String, Tensor>, ExecError> {
+        let plan = self.plan.as_ref().ok_or(ExecError::NotPrepared)?;
+        let mut live: HashMap<String, Tensor> = HashMap::new();
+        let mut live_bytes = 0usize;
+        for name in &plan.inputs {
+            let t = inputs.remove(name).ok_or_else(|| ExecError::MissingInput {
+                name: name.clone(),
+            })?;
+            self.check_input(name, &t)?;
+            if observer.wants(name) {
+                observer.observe(name, &t);
+            }
+            live_bytes += bytes(&t);
+            live.insert(name.clone(), t);
+        }
+        // Inputs that override initializers (IR < 4 models list weights as inputs too).
+        let mut overrides: HashMap<String, Tensor> = HashMap::new();
+        for (name, t) in inputs {
+            if !self.constants.contains_key(&name) {
+                return Err(ExecError::UnknownInput {
+                    name,
+                    expected: plan.inputs.join(", "),
+                });
+            }
+            self.check_input(&name, &t)?;
+            overrides.insert(name, t);
+        }
+        let mut peak = live_bytes;
+        for step in &plan.steps {
+            let node = &step.node;
+            let outputs = {
+                let args = node
+                    .inputs
+                    .iter()
+                    .map(|v| {
+                        if v.is_empty() {
+                            return Ok(None);
+                        }
+                        live.get(v)
+                            .or_else(|| overrides.get(v))
+                            .or_else(|| self.constants.get(v))
+                            .map(Some)
+                            .ok_or_else(|| ExecError::InvalidNode {
+                                node: node.name.clone(),
+                                op: node.op_type.clone(),
+                                message: format!("input '{v}' has no value (freed or never computed)"),
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                eval_node(node, &args)?
+            };
+            for (name, t) in node.outputs.iter().zip(outputs) {
+                if name.is_empty() {
+                    continue;
+                }
+                if observer.wants(name) {
+                    observer.observe(name, &t);
+                }
+                live_bytes += bytes(&t);
+                if let Some(old) = live.insert(name.clone(), t) {
+                    live_bytes -= bytes(&old);
+                }
+            }
+            peak = peak.max(live_bytes);
+            for v in &step.frees {
+                if let Some(t) = live.remove(v) {
+                    live_bytes -= bytes(&t);
+                }
+            }
+        }
+        self.peak_live_bytes = peak;
+        let mut result = HashMap::new();
+        for name in &plan.outputs {
+            let t = live
+                .remove(name)
+                .or_else(|| overrides.get(name).cloned())
+                .or_else(|| self.constants.get(name).cloned())
+                .ok_or_else(|| ExecError::InvalidNode {
+                    node: "graph output".into(),
+                    op: String::new(),
+                    message: format!("'{name}' was not computed (its producer omitted it)"),
+                })?;
+            result.insert(name.clone(), t);
+        }
+        Ok(result)
+    }
+}
