@@ -7,6 +7,7 @@ mod patterns_support;
 use patterns_support::*;
 use std::collections::{HashMap, HashSet};
 use trtq::graph::{Model, Tensor, attr};
+use trtq::patterns::query::GraphQuery;
 use trtq::patterns::{PatternMatch, QdqPoint, TransformResult, tensorrt, transform};
 use trtq::quantize::uniform::insert_qdq_uniform;
 use trtq::quantize::{
@@ -525,4 +526,56 @@ fn unknown_match_node_is_an_error() {
     };
     let err = insert_qdq(&model, &[bogus], &QuantConfig::default()).unwrap_err();
     assert!(err.to_string().contains("'nope'"), "{err}");
+}
+
+/// True when `value` is a DequantizeLinear output, or comes from ones only through ops
+/// TensorRT propagates Q/DQ through (so the pair moves to it).
+fn dequantized(g: &trtq::graph::Graph, value: &str) -> bool {
+    let Some(p) = g.producer(value).map(|p| g.node(p)) else {
+        return false;
+    };
+    p.op_type == "DequantizeLinear"
+        || tensorrt::propagates_qdq(p)
+            && p.inputs
+                .iter()
+                .filter(|v| !v.is_empty() && !g.is_const(v))
+                .all(|v| dequantized(g, v))
+}
+
+/// Both strategies on the normalized Paddle exports: the Q/DQ models validate, nothing sits
+/// between nodes of a match, every QDQ point tensor is read through a DequantizeLinear by its
+/// group (directly, or through ops the pair propagates across), and the uniform model has at least as many activation Q as the pattern one (it
+/// quantizes every input of every INT8-list op; the pattern strategy only group boundaries).
+#[test]
+fn paddle_exports_get_valid_qdq() {
+    for (file, shape, _) in PADDLE_EXPORTS {
+        let Some(model) = fetched_model(file).map(|m| normalized(m, &[("x", shape)])) else {
+            continue;
+        };
+        let (fused, qdq) = pattern_qdq(&model, &QuantConfig::default());
+        qdq.graph.validate().unwrap();
+        assert_no_qdq_inside_matches(&qdq, &fused.matches);
+        let g = &qdq.graph;
+        for m in &fused.matches {
+            for (point, value) in &m.qdq_points {
+                let dq = format!("{value}_DequantizeLinear_Output");
+                let read = m.nodes_after.iter().any(|n| {
+                    let inputs = &g.node(g.find(n).unwrap()).inputs;
+                    inputs.contains(&dq) || inputs.contains(value) && dequantized(g, value)
+                });
+                let read_after = *point == QdqPoint::Output && !g.consumers(&dq).is_empty();
+                assert!(
+                    read || read_after,
+                    "{file}: {} {point:?} {value}",
+                    m.pattern
+                );
+            }
+        }
+        let uniform = insert_qdq_uniform(&fused.model, &QuantConfig::default()).unwrap();
+        uniform.graph.validate().unwrap();
+        assert!(
+            qdq_counts(&uniform).activation_q >= qdq_counts(&qdq).activation_q,
+            "{file}"
+        );
+    }
 }
