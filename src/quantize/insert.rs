@@ -173,7 +173,8 @@ fn quantized_source(g: &Graph, plan: &QdqPlan, value: &str) -> Option<Vec<(Strin
 }
 
 /// Tie groups: inputs and output of each Concat/MaxPool with a quantized member, merged when
-/// they share a tensor; in topological order, each group listed once.
+/// they share a tensor (union-find, so linear in the number of such ops); members in order of
+/// first appearance (topological), groups in order of their first member.
 fn find_tie_groups(g: &Graph, plan: &QdqPlan) -> Result<Vec<Vec<String>>, QuantizeError> {
     let reads_dq: HashSet<NodeId> = plan
         .activations
@@ -181,40 +182,56 @@ fn find_tie_groups(g: &Graph, plan: &QdqPlan) -> Result<Vec<Vec<String>>, Quanti
         .flatten()
         .map(|&(id, _)| id)
         .collect();
-    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut parent: Vec<usize> = Vec::new();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
     for id in g.topo_order()? {
         let n = g.node(id);
         if !n.is_onnx() || !TIE_GROUP_OPS.contains(&n.op_type.as_str()) {
             continue;
         }
-        let mut members: Vec<String> = n
+        let members: Vec<&String> = n
             .inputs
             .iter()
             .filter(|v| !v.is_empty() && !g.is_const(v))
             .chain(n.outputs.first())
-            .cloned()
             .collect();
         let quantized =
-            reads_dq.contains(&id) || members.iter().any(|v| plan.activations.contains_key(v));
+            reads_dq.contains(&id) || members.iter().any(|v| plan.activations.contains_key(*v));
         if !quantized {
             continue;
         }
-        // Merge with every earlier group sharing a member.
-        let mut merged = Vec::new();
-        groups.retain(|grp| {
-            if grp.iter().any(|v| members.contains(v)) {
-                merged.push(grp.clone());
-                false
-            } else {
-                true
-            }
-        });
-        for grp in merged.into_iter().rev() {
-            members = grp.into_iter().chain(members).collect();
+        let ids: Vec<usize> = members
+            .iter()
+            .map(|v| {
+                *index.entry((*v).clone()).or_insert_with(|| {
+                    names.push((*v).clone());
+                    parent.push(parent.len());
+                    parent.len() - 1
+                })
+            })
+            .collect();
+        for pair in ids.windows(2) {
+            let (a, b) = (root(&mut parent, pair[0]), root(&mut parent, pair[1]));
+            parent[a.max(b)] = a.min(b);
         }
-        let mut seen = HashSet::new();
-        members.retain(|v| seen.insert(v.clone()));
-        groups.push(members);
+    }
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut group_of_root: HashMap<usize, usize> = HashMap::new();
+    for (i, name) in names.into_iter().enumerate() {
+        let r = root(&mut parent, i);
+        let gi = *group_of_root.entry(r).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[gi].push(name);
     }
     groups.retain(|grp| grp.len() > 1);
     Ok(groups)
