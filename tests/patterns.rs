@@ -132,6 +132,131 @@ fn light_resnet50_matches() {
     }
 }
 
+/// torchvision exports (both exporters), normalized. ResNet-50 has the same structure as the
+/// Caffe2 one (1 stem, 32 ConvBNReLU, 16 ConvBNAddReLU, 4 ConvBN downsamples, the pool, the
+/// Linear; only Flatten/Reshape left). MobileNetV2: 17 inverted residuals, 10 with a skip
+/// (ConvBNAddReLU: the projection conv takes the Add), 35 Conv-BN-ReLU6, 7 projections without a
+/// skip (ConvBN). EfficientNet-B0: 16 SE blocks add 16 AdaptiveAvgPool (and leave their gating
+/// Mul uncovered). ConvNeXt-T: depthwise 7×7 convs (ConvBN), LayerNorm, pointwise Linear→Gelu
+/// (LinearReLU) and Linear; layer scale Mul, the residual Add and the NCHW↔NHWC Transposes stay
+/// uncovered. ViT-B/16: every one of the 12 blocks yields one ScaledDotProductAttention and one
+/// MHAInProjection (the fused QKV projection), LayerNorm ×2, MLP Linear→Gelu and Linear, the
+/// out-projection Linear; the √scale Mul on Q and K and the reshapes stay outside.
+#[test]
+fn torchvision_exports_match() {
+    let resnet50: &[(&str, usize)] = &[
+        ("AdaptiveAvgPool", 1),
+        ("ConvBN", 4),
+        ("ConvBNAddReLU", 16),
+        ("ConvBNReLU", 32),
+        ("Linear", 1),
+        ("StemConvBNReLUMaxPool", 1),
+    ];
+    let mobilenet_v2: &[(&str, usize)] = &[
+        ("AdaptiveAvgPool", 1),
+        ("ConvBN", 7),
+        ("ConvBNAddReLU", 10),
+        ("ConvBNReLU", 35),
+        ("Linear", 1),
+    ];
+    let efficientnet_b0: &[(&str, usize)] = &[
+        ("AdaptiveAvgPool", 17),
+        ("ConvBN", 7),
+        ("ConvBNAddReLU", 9),
+        ("ConvBNReLU", 65),
+        ("Linear", 1),
+    ];
+    let convnext_tiny: &[(&str, usize)] = &[
+        ("AdaptiveAvgPool", 1),
+        ("ConvBN", 22),
+        ("LayerNorm", 23),
+        ("Linear", 19),
+        ("LinearReLU", 18),
+    ];
+    let vit_b_16: &[(&str, usize)] = &[
+        ("ConvBN", 1),
+        ("LayerNorm", 25),
+        ("Linear", 25),
+        ("LinearReLU", 12),
+        ("MHAInProjection", 12),
+        ("ScaledDotProductAttention", 12),
+    ];
+    let cases: &[(&str, &[(&str, usize)], &[&str])] = &[
+        ("resnet50_torchscript", resnet50, &["Flatten"]),
+        ("resnet50_dynamo", resnet50, &["Reshape"]),
+        ("mobilenet_v2_torchscript", mobilenet_v2, &["Flatten"]),
+        ("mobilenet_v2_dynamo", mobilenet_v2, &["Reshape"]),
+        (
+            "efficientnet_b0_torchscript",
+            efficientnet_b0,
+            &["Flatten", "Mul"],
+        ),
+        (
+            "efficientnet_b0_dynamo",
+            efficientnet_b0,
+            &["Mul", "Reshape"],
+        ),
+        (
+            "convnext_tiny_torchscript",
+            convnext_tiny,
+            &["Add", "Flatten", "Mul", "Transpose"],
+        ),
+        (
+            "convnext_tiny_dynamo",
+            convnext_tiny,
+            &["Add", "Gather", "Mul", "Reshape", "Transpose"],
+        ),
+        (
+            "vit_b_16_torchscript",
+            vit_b_16,
+            &[
+                "Add",
+                "Concat",
+                "Gather",
+                "Mul",
+                "Reshape",
+                "Squeeze",
+                "Transpose",
+                "Unsqueeze",
+            ],
+        ),
+        (
+            "vit_b_16_dynamo",
+            vit_b_16,
+            &[
+                "Add",
+                "Concat",
+                "Gather",
+                "Mul",
+                "Reshape",
+                "Squeeze",
+                "Transpose",
+                "Unsqueeze",
+            ],
+        ),
+    ];
+    for &(name, expected, uncovered_ops) in cases {
+        let Some(model) = torchvision_model(name) else {
+            continue;
+        };
+        let matches = patterns_of(&model);
+        let want: BTreeMap<&str, usize> = expected.iter().copied().collect();
+        assert_eq!(counts(&matches), want, "{name}");
+        let g = &model.graph;
+        let covered: HashSet<&str> = matches
+            .iter()
+            .flat_map(|m| m.nodes.iter().map(String::as_str))
+            .collect();
+        let uncovered: BTreeSet<&str> = g
+            .node_ids()
+            .map(|id| g.node(id))
+            .filter(|n| !covered.contains(n.name.as_str()))
+            .map(|n| n.op_type.as_str())
+            .collect();
+        assert_eq!(uncovered, uncovered_ops.iter().copied().collect(), "{name}");
+    }
+}
+
 /// Matching is deterministic and never overlaps: running twice gives the same matches, and no
 /// node is in two of them.
 #[test]

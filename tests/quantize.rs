@@ -579,3 +579,59 @@ fn paddle_exports_get_valid_qdq() {
         );
     }
 }
+
+/// torchvision ResNet-50 (TorchScript exporter): the same placement as the Caffe2 one —
+/// 1 + 16 + 32 + 4 + 2 = 55 activation Q (the Flatten before the Linear reads the pool
+/// output's pair) and 54 weights; only the network input's Q has no kernel to fuse into.
+/// ViT-B/16: no LayerNormalization reads a DequantizeLinear (LayerNorm runs in FP16), and Q, K
+/// and V of every attention block, and every MHAInProjection input, do.
+#[test]
+fn torchvision_exports_qdq() {
+    if let Some(model) = torchvision_model("resnet50_torchscript") {
+        let (fused, qdq) = pattern_qdq(&model, &QuantConfig::default());
+        assert_eq!(
+            qdq_counts(&qdq),
+            Counts {
+                activation_q: 55,
+                weight_dq: 54,
+                dq: 109
+            }
+        );
+        assert_no_qdq_inside_matches(&qdq, &fused.matches);
+        assert_eq!(unfused_q(&qdq, &fused.matches).len(), 1);
+    }
+    let Some(model) = torchvision_model("vit_b_16_torchscript") else {
+        return;
+    };
+    let (fused, qdq) = pattern_qdq(&model, &QuantConfig::default());
+    assert_no_qdq_inside_matches(&qdq, &fused.matches);
+    let g = &qdq.graph;
+    let reads_dq = |v: &str| {
+        g.producer(v)
+            .is_some_and(|p| g.node(p).op_type == "DequantizeLinear")
+    };
+    for id in g.node_ids() {
+        let n = g.node(id);
+        if n.op_type == "LayerNormalization" {
+            assert!(!reads_dq(&n.inputs[0]), "{} reads a DQ", n.name);
+        }
+    }
+    let mut attention = 0;
+    for m in &fused.matches {
+        if m.pattern == "ScaledDotProductAttention" || m.pattern == "MHAInProjection" {
+            let first = g.node(g.find(&m.nodes_after[0]).unwrap());
+            assert!(reads_dq(&first.inputs[0]), "{}: {}", m.pattern, first.name);
+            attention += 1;
+        }
+        if m.pattern == "ScaledDotProductAttention" {
+            let first = g.node(g.find(&m.nodes_after[0]).unwrap());
+            let last = g.node(g.find(m.nodes_after.last().unwrap()).unwrap());
+            assert!(
+                reads_dq(&first.inputs[1]) && reads_dq(&last.inputs[1]),
+                "{}",
+                first.name
+            );
+        }
+    }
+    assert_eq!(attention, 24);
+}

@@ -109,11 +109,13 @@ const TO_ATTENTION: &[&str] = &[
     "Div",
 ];
 
-/// The node's output reaches, through at most 8 shape ops (or a bias/scale by a constant), a
-/// MatMul whose two operands are both activations (Q·Kᵀ or P·V).
+/// The node's output reaches, through at most 16 shape ops (or a bias/scale by a constant), a
+/// MatMul whose two operands are both activations (Q·Kᵀ or P·V). torchvision's fused QKV
+/// projection takes 11 (bias Add, Reshape, Unsqueeze, Transpose, Squeeze, Gather, Reshape,
+/// Transpose, Reshape, Mul by √scale).
 fn feeds_attention(g: &Graph, n: &Node) -> bool {
     let mut frontier: Vec<&str> = n.outputs.iter().map(String::as_str).collect();
-    for _ in 0..8 {
+    for _ in 0..16 {
         let mut next = Vec::new();
         for v in frontier {
             for &c in g.consumers(v) {
@@ -252,6 +254,13 @@ fn activation_tails(pre: &'static str) -> Vec<Vec<Step>> {
             Step::after_at("relu6", &["Clip"], "plus3", 0).with(Constraint::Holds(CONST_BOUNDS)),
         ]
     };
+    let erf_plus_one = || {
+        vec![
+            scale_by_const("div", pre),
+            Step::after_at("erf", &["Erf"], "div", 0),
+            Step::after("plus1", &["Add"], "erf").with(Constraint::ExternalConst),
+        ]
+    };
     vec![
         // Relu, Clip (ReLU6), Sigmoid, HardSigmoid, HardSwish, LeakyRelu, Gelu, Tanh as one op.
         vec![Step::after_at("act", POINTWISE, pre, 0).with(Constraint::Holds(CONST_BOUNDS))],
@@ -278,14 +287,24 @@ fn activation_tails(pre: &'static str) -> Vec<Vec<Step>> {
             ],
         ]
         .concat(),
-        // Gelu as the Erf chain: x·(erf(x/√2)+1)·0.5.
-        vec![
-            scale_by_const("div", pre),
-            Step::after_at("erf", &["Erf"], "div", 0),
-            Step::after("plus1", &["Add"], "erf").with(Constraint::ExternalConst),
-            times_input("times", "plus1"),
-            scale_by_const("act", "times"),
-        ],
+        // Gelu as the Erf chain: x·(erf(x/√2)+1)·0.5 (TorchScript exporter).
+        [
+            erf_plus_one(),
+            vec![
+                times_input("times", "plus1"),
+                scale_by_const("act", "times"),
+            ],
+        ]
+        .concat(),
+        // Gelu as x·(0.5·(erf(x/√2)+1)) (dynamo exporter).
+        [
+            erf_plus_one(),
+            vec![
+                Step::after("half", &["Mul"], "plus1").with(Constraint::ExternalConst),
+                times_input("act", "half"),
+            ],
+        ]
+        .concat(),
     ]
 }
 

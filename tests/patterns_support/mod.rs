@@ -40,6 +40,22 @@ fn models_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/models"))
 }
 
+/// A torchvision export made by scripts/export-torchvision.py (`<arch>_torchscript` or
+/// `<arch>_dynamo`), normalized at batch 1 and 224×224; or `None` with the reason printed.
+pub fn torchvision_model(name: &str) -> Option<Model> {
+    let path = models_dir().join(format!("torchvision/{name}.onnx"));
+    if !path.exists() {
+        eprintln!(
+            "SKIP: {} is absent (scripts/export-torchvision.py makes it where torch is installed)",
+            path.display()
+        );
+        return None;
+    }
+    let m = trtq::load(&path).expect("loadable export");
+    let input = m.graph.inputs[0].name.clone().unwrap_or_default();
+    Some(normalized(m, &[(&input, &[1, 3, 224, 224])]))
+}
+
 /// A model fetched by scripts/fetch-models.sh (path relative to the models folder), or `None`
 /// with the reason printed.
 pub fn fetched_model(relative: &str) -> Option<Model> {
@@ -54,10 +70,11 @@ pub fn fetched_model(relative: &str) -> Option<Model> {
     Some(load(&path))
 }
 
-/// Runs the normalize stage (opset 17, concrete input shapes), as `trtq build` does first.
+/// Runs the normalize stage (opset 17, or the model's own when newer; concrete input shapes),
+/// as `trtq build` does first.
 pub fn normalized(mut m: Model, input_shapes: &[(&str, &[i64])]) -> Model {
     let opts = NormalizeOptions {
-        opset: 17,
+        opset: m.opset().max(17),
         input_shapes: input_shapes
             .iter()
             .map(|(name, dims)| (name.to_string(), dims.to_vec()))
