@@ -1,0 +1,289 @@
+//! The search: finds non-overlapping matches of a pattern list in a graph.
+//!
+//! Owns: [`find_matches`] and the per-anchor backtracking over a form's steps.
+//! Does not own: what a match means (QDQ points, rewrites: [`super::transform`]) or any pattern.
+//!
+//! Greedy by priority: forms are tried largest first (then in library order, then form order);
+//! each form is tried at every unclaimed anchor in topological order, and a match claims its
+//! nodes. Anchors come from an op-type index and each try explores a bounded neighbourhood (a
+//! form has a handful of steps, each following one edge), so the whole search is linear in the
+//! graph size for a fixed library, and deterministic (ties broken by node order).
+
+use super::pattern::{Constraint, Form, Link, Pattern, Port};
+use super::query::GraphQuery;
+use crate::graph::{Graph, GraphError, NodeId};
+use std::collections::HashMap;
+
+/// What a step of a form was bound to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// Not decided yet.
+    Unset,
+    /// An optional step that is absent.
+    Absent,
+    /// A node, and the input slot through which it reads the step it links from (consumer links).
+    Node(NodeId, Option<usize>),
+}
+
+/// One match: which pattern and form, and what each step was bound to.
+#[derive(Clone, Debug)]
+pub(crate) struct Found {
+    /// Index into the pattern list.
+    pub pattern: usize,
+    /// Index into the pattern's forms.
+    pub form: usize,
+    /// One entry per step of the form (never `Unset`).
+    pub steps: Vec<Bound>,
+}
+
+impl Found {
+    /// The matched nodes in step order.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.steps.iter().filter_map(|b| match b {
+            Bound::Node(id, _) => Some(*id),
+            _ => None,
+        })
+    }
+}
+
+/// Finds the matches of `patterns` in `g`, in topological order of their first node.
+pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>, GraphError> {
+    let order = g.topo_order()?;
+    let capacity = order.iter().copied().max().map_or(0, |m| m + 1);
+    let mut position = vec![usize::MAX; capacity];
+    let mut by_op: HashMap<&str, Vec<NodeId>> = HashMap::new();
+    for (pos, &id) in order.iter().enumerate() {
+        position[id] = pos;
+        let node = g.node(id);
+        if node.is_onnx() {
+            by_op.entry(node.op_type.as_str()).or_default().push(id);
+        }
+    }
+    let mut forms: Vec<(usize, usize)> = patterns
+        .iter()
+        .enumerate()
+        .flat_map(|(p, pat)| (0..pat.forms.len()).map(move |f| (p, f)))
+        .collect();
+    forms.sort_by_key(|&(p, f)| std::cmp::Reverse(patterns[p].forms[f].steps.len()));
+
+    let mut claimed = vec![false; capacity];
+    let mut found = Vec::new();
+    for (p, f) in forms {
+        let form = &patterns[p].forms[f];
+        let Some(first) = form.steps.first() else {
+            continue;
+        };
+        let mut anchors: Vec<NodeId> = first
+            .ops
+            .iter()
+            .filter_map(|op| by_op.get(op))
+            .flatten()
+            .copied()
+            .collect();
+        if first.ops.len() > 1 {
+            anchors.sort_by_key(|&id| position[id]);
+        }
+        for anchor in anchors {
+            if claimed[anchor] {
+                continue;
+            }
+            let search = Search {
+                g,
+                form,
+                claimed: &claimed,
+            };
+            if let Some(steps) = search.run(anchor) {
+                let m = Found {
+                    pattern: p,
+                    form: f,
+                    steps,
+                };
+                for id in m.nodes() {
+                    claimed[id] = true;
+                }
+                found.push(m);
+            }
+        }
+    }
+    found.sort_by_key(|m| m.nodes().map(|id| position[id]).min());
+    Ok(found)
+}
+
+/// One try of one form at one anchor.
+struct Search<'a> {
+    g: &'a Graph,
+    form: &'a Form,
+    claimed: &'a [bool],
+}
+
+impl Search<'_> {
+    fn run(&self, anchor: NodeId) -> Option<Vec<Bound>> {
+        let mut state = vec![Bound::Unset; self.form.steps.len()];
+        if !self.accepts(0, anchor, None, &state) {
+            return None;
+        }
+        state[0] = Bound::Node(anchor, None);
+        self.extend(1, &mut state).then_some(state)
+    }
+
+    /// Binds steps `i..` by backtracking; true when every step is bound and the group is closed.
+    fn extend(&self, i: usize, state: &mut Vec<Bound>) -> bool {
+        let Some(step) = self.form.steps.get(i) else {
+            return self.closed(state);
+        };
+        for (id, slot) in self.candidates(step.link, state) {
+            if self.accepts(i, id, slot, state) {
+                state[i] = Bound::Node(id, slot);
+                if self.extend(i + 1, state) {
+                    return true;
+                }
+            }
+        }
+        if step.optional {
+            state[i] = Bound::Absent;
+            if self.extend(i + 1, state) {
+                return true;
+            }
+        }
+        state[i] = Bound::Unset;
+        false
+    }
+
+    /// The node standing for step `label`: itself, or for an absent optional step the node it
+    /// links from.
+    fn resolve(&self, label: &str, state: &[Bound]) -> Option<NodeId> {
+        let i = self.form.step(label)?;
+        match state[i] {
+            Bound::Node(id, _) => Some(id),
+            Bound::Absent => match self.form.steps[i].link {
+                Link::Consumer { of, .. } | Link::Producer { of, .. } => self.resolve(of, state),
+                Link::Anchor => None,
+            },
+            Bound::Unset => None,
+        }
+    }
+
+    fn candidates(&self, link: Link, state: &[Bound]) -> Vec<(NodeId, Option<usize>)> {
+        match link {
+            Link::Anchor => Vec::new(),
+            Link::Consumer { of, slot } => {
+                let Some(src) = self.resolve(of, state) else {
+                    return Vec::new();
+                };
+                let Some(value) = self.g.node(src).outputs.first().filter(|o| !o.is_empty()) else {
+                    return Vec::new();
+                };
+                let mut out = Vec::new();
+                for &c in self.g.consumers(value) {
+                    let inputs = &self.g.node(c).inputs;
+                    for (s, v) in inputs.iter().enumerate() {
+                        if v == value && slot.is_none_or(|want| want == s) {
+                            out.push((c, Some(s)));
+                        }
+                    }
+                }
+                out
+            }
+            Link::Producer { of, slot } => self
+                .resolve(of, state)
+                .and_then(|src| self.g.node(src).input(slot))
+                .and_then(|v| self.g.producer(v))
+                .map(|p| vec![(p, None)])
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether node `id` can take step `i` (op type, not claimed, not used twice, constraints).
+    fn accepts(&self, i: usize, id: NodeId, slot: Option<usize>, state: &[Bound]) -> bool {
+        let step = &self.form.steps[i];
+        let node = self.g.node(id);
+        if !node.is_onnx()
+            || !step.ops.contains(&node.op_type.as_str())
+            || self.claimed.get(id).copied().unwrap_or(true)
+            || state
+                .iter()
+                .any(|b| matches!(b, Bound::Node(other, _) if *other == id))
+        {
+            return false;
+        }
+        let external = external_slot(node, slot);
+        step.constraints.iter().all(|c| match *c {
+            Constraint::ConstInput(s) => node.input(s).is_some_and(|v| self.g.is_const(v)),
+            Constraint::VarInput(s) => node.input(s).is_some_and(|v| !self.g.is_const(v)),
+            Constraint::InputCount(n) => node.inputs.iter().filter(|v| !v.is_empty()).count() == n,
+            Constraint::GraphInput(s) => node.input(s).is_some_and(|v| self.g.is_input(v)),
+            Constraint::ExternalConst => external
+                .and_then(|s| node.input(s))
+                .is_some_and(|v| self.g.is_const(v)),
+            Constraint::ExternalVar => external
+                .and_then(|s| node.input(s))
+                .is_some_and(|v| !self.g.is_const(v)),
+            Constraint::ExternalFrom(label) => {
+                let value = external.and_then(|s| node.input(s));
+                let from = self
+                    .resolve(label, state)
+                    .and_then(|p| self.g.node(p).outputs.first());
+                value.is_some() && value.map(str::to_string).as_ref() == from
+            }
+            Constraint::SameInput {
+                slot: s,
+                label,
+                other_slot,
+            } => {
+                let other = self
+                    .resolve(label, state)
+                    .and_then(|o| self.g.node(o).input(other_slot));
+                node.input(s).is_some() && node.input(s) == other
+            }
+            Constraint::Holds(p) => (p.test)(self.g, node),
+        })
+    }
+
+    /// True when every matched node but the group's output node feeds only matched nodes.
+    fn closed(&self, state: &[Bound]) -> bool {
+        let nodes: Vec<NodeId> = state
+            .iter()
+            .filter_map(|b| match b {
+                Bound::Node(id, _) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let Some((&last, inner)) = nodes.split_last() else {
+            return false;
+        };
+        debug_assert!(!inner.contains(&last));
+        inner.iter().all(|&id| {
+            self.g
+                .node(id)
+                .outputs
+                .iter()
+                .filter(|o| !o.is_empty())
+                .all(|o| {
+                    !self.g.is_output(o) && self.g.consumers(o).iter().all(|c| nodes.contains(c))
+                })
+        })
+    }
+}
+
+/// The input slot of a two-input node that is not `linked`.
+pub(crate) fn external_slot(node: &crate::graph::Node, linked: Option<usize>) -> Option<usize> {
+    let linked = linked?;
+    (0..node.inputs.len().min(2)).find(|&s| s != linked)
+}
+
+/// The tensor a QDQ point sits on, for a node bound through input `slot`.
+pub(crate) fn port_value(
+    node: &crate::graph::Node,
+    port: Port,
+    slot: Option<usize>,
+) -> Option<&str> {
+    match port {
+        Port::Input(s) => node.input(s),
+        Port::External => external_slot(node, slot).and_then(|s| node.input(s)),
+        Port::Output => node
+            .outputs
+            .first()
+            .map(String::as_str)
+            .filter(|o| !o.is_empty()),
+    }
+}
