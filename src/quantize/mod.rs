@@ -1,1 +1,2 @@
 //! (stage not built yet)
+pub mod fp16;
