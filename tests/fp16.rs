@@ -188,8 +188,8 @@ fn initializers_convert_in_place_or_beside_an_fp32_reader() {
     assert_eq!(report.fp32_nodes[0].reason, KeepReason::Requested);
 }
 
-#[test]
-fn decomposed_layer_norm_statistics_stay_fp32_behind_one_shared_cast() {
+/// Relu → a LayerNorm decomposed as PyTorch exports it below opset 17, squaring with `square`.
+fn decomposed_layer_norm(square: NodeProto) -> Model {
     let nodes = vec![
         node("Relu", &["x"], &["r"], vec![]),
         node(
@@ -199,7 +199,7 @@ fn decomposed_layer_norm_statistics_stay_fp32_behind_one_shared_cast() {
             vec![attr::ints("axes", &[-1])],
         ),
         node("Sub", &["r", "mean"], &["d"], vec![]),
-        node("Pow", &["d", "two"], &["sq"], vec![]),
+        square,
         node(
             "ReduceMean",
             &["sq"],
@@ -212,7 +212,7 @@ fn decomposed_layer_norm_statistics_stay_fp32_behind_one_shared_cast() {
         node("Mul", &["norm", "gamma"], &["scaled"], vec![]),
         node("Add", &["scaled", "beta"], &["y"], vec![]),
     ];
-    let m = normalized(
+    normalized(
         17,
         nodes,
         vec![vi("x", FLOAT, &[2, 4])],
@@ -223,7 +223,12 @@ fn decomposed_layer_norm_statistics_stay_fp32_behind_one_shared_cast() {
             f32_init("gamma", &[4], vec![1.0; 4]),
             f32_init("beta", &[4], vec![0.0; 4]),
         ],
-    );
+    )
+}
+
+#[test]
+fn decomposed_layer_norm_statistics_stay_fp32_behind_one_shared_cast() {
+    let m = decomposed_layer_norm(node("Pow", &["d", "two"], &["sq"], vec![]));
     let (h, report) = convert(&m, &Fp16Options::default());
     let kept: Vec<(&str, KeepReason)> = report
         .fp32_nodes
@@ -426,4 +431,50 @@ fn a_value_without_a_recorded_type_is_an_error_naming_it() {
         }
         other => panic!("expected a missing-type error, got {other:?}"),
     }
+}
+
+#[test]
+fn resize_scales_keep_their_fp32_type_in_an_fp16_resize() {
+    let m = normalized(
+        17,
+        vec![
+            node("Relu", &["x"], &["r"], vec![]),
+            node("Resize", &["r", "", "scales"], &["y"], vec![]),
+        ],
+        vec![vi("x", FLOAT, &[1, 1, 2, 2])],
+        vec![vi("y", FLOAT, &[1, 1, 4, 4])],
+        vec![f32_init("scales", &[4], vec![1.0, 1.0, 2.0, 2.0])],
+    );
+    let (h, report) = convert(&m, &Fp16Options::default());
+    assert_eq!(report.fp16_nodes, 2);
+    let resize = by_name(&h, "Resize_y");
+    assert_eq!(resize.inputs[0], "r");
+    assert_eq!(dtype_of(&h, "r"), FLOAT16);
+    assert_eq!(resize.inputs[2], "scales");
+    assert_eq!(dtype_of(&h, "scales"), FLOAT);
+    assert_eq!(
+        report.converted_initializers + report.copied_initializers,
+        0
+    );
+}
+
+#[test]
+fn layer_norm_statistics_squared_by_mul_stay_fp32_too() {
+    let m = decomposed_layer_norm(node("Mul", &["d", "d"], &["sq"], vec![]));
+    let (_, report) = convert(&m, &Fp16Options::default());
+    let kept: Vec<&str> = report.fp32_nodes.iter().map(|k| k.op.as_str()).collect();
+    assert_eq!(
+        kept,
+        vec![
+            "ReduceMean",
+            "Sub",
+            "Mul",
+            "ReduceMean",
+            "Add",
+            "Sqrt",
+            "Div"
+        ]
+    );
+    let stats = KeepReason::LayerNormStatistics;
+    assert!(report.fp32_nodes.iter().all(|k| k.reason == stats));
 }

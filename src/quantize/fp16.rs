@@ -15,12 +15,14 @@
 //!   `<value>_CastFp32`, output `<value>_fp16` / `<value>_fp32`) converts at the boundary and
 //!   wherever an FP16 value meets a node that stays FP32; one Cast per value and type, shared.
 //! - Kept in FP32 (with Casts around): the statistics of a LayerNorm exported decomposed
-//!   (ReduceMean → Sub → Pow → ReduceMean → Add → Sqrt → Div; the variance overflows FP16 once
-//!   activations pass ~256, and TensorRT itself advises FP32 for them), `Range` (ONNX has no FP16
-//!   Range), nodes reading a constant beyond FP16's ±65504 (e.g. a BatchNormalization whose
-//!   running variance is 1e7, as in PP-OCRv4 det), ops and nodes the caller names, and ops this
-//!   pass has no rule for. A single
-//!   `LayerNormalization` op stays FP16: its `stash_type` keeps the statistics in FP32.
+//!   (ReduceMean → Sub → Pow or Mul → ReduceMean → Add → Sqrt → Div; the variance overflows FP16
+//!   once activations pass ~256, and TensorRT's builder warns "Running layernorm after
+//!   self-attention in FP16 may cause overflow … forcing layernorm layers to run in FP32"),
+//!   `Range` (ONNX has no FP16 Range), nodes reading a constant beyond FP16's ±65504 (e.g. a
+//!   BatchNormalization whose running variance is 1e7, as in PP-OCRv4 det), the summing
+//!   reductions (their results outgrow their inputs), ops and nodes the caller names, and ops
+//!   this pass has no rule for. A single `LayerNormalization` op stays FP16: its `stash_type`
+//!   keeps the statistics in FP32.
 //! - Inputs whose type is fixed by the op rather than by the node's precision keep it: Resize's
 //!   `roi`/`scales`, shape/axes/index inputs, Dropout's ratio, Q/DQ zero points.
 //! - Q/DQ: TensorRT's ONNX parser (onnx-tensorrt, `QuantDequantLinearHelper`) gives a strongly
@@ -180,34 +182,58 @@ enum Slot {
     Any,
 }
 
-/// Ops whose every input and output follow the node's precision.
+/// Ops whose every input and output follow the node's precision (output types that are not
+/// float, like ArgMax's, are left alone by the FP32-only rule).
 const ALL_COMPUTE: &[&str] = &[
+    "Abs",
     "Add",
     "AveragePool",
     "BatchNormalization",
+    "Ceil",
     "Clip",
     "Concat",
     "Conv",
     "ConvTranspose",
+    "Cos",
     "Div",
+    "Elu",
     "Erf",
+    "Exp",
     "Flatten",
+    "Floor",
     "Gelu",
     "Gemm",
     "GlobalAveragePool",
+    "GlobalMaxPool",
     "HardSigmoid",
     "HardSwish",
     "Identity",
+    "InstanceNormalization",
     "LeakyRelu",
+    "Log",
+    "LogSoftmax",
+    "LpPool",
     "LRN",
     "MatMul",
+    "Max",
+    "Mean",
+    "Min",
     "Mod",
     "Mul",
+    "Neg",
     "Pow",
+    "PRelu",
     "Range",
+    "Reciprocal",
     "Relu",
+    "Round",
+    "Selu",
     "Sigmoid",
+    "Sign",
+    "Sin",
     "Softmax",
+    "Softplus",
+    "Softsign",
     "Sqrt",
     "Sub",
     "Sum",
@@ -215,16 +241,23 @@ const ALL_COMPUTE: &[&str] = &[
     "Transpose",
 ];
 
-/// Ops whose data is input 0 and whose other inputs are shapes, axes, indices or sizes.
+/// Ops whose data is input 0 and whose other inputs are shapes, axes, indices or sizes. The
+/// summing reductions (ReduceSum, ReduceSumSquare, ReduceProd, ReduceLogSumExp) have no rule: their
+/// results outgrow their inputs, so they stay FP32.
 const DATA_FIRST: &[&str] = &[
+    "ArgMax",
+    "ArgMin",
     "Expand",
     "Gather",
+    "ReduceMax",
     "ReduceMean",
+    "ReduceMin",
     "Reshape",
     "Resize",
     "Slice",
     "Split",
     "Squeeze",
+    "Tile",
     "Unsqueeze",
 ];
 
@@ -235,13 +268,17 @@ const SPECIAL: &[&str] = &[
     "DequantizeLinear",
     "Dropout",
     "Equal",
+    "Greater",
+    "GreaterOrEqual",
     "LayerNormalization",
+    "Less",
+    "LessOrEqual",
     "MaxPool",
-    "Not",
     "Pad",
     "QuantizeLinear",
     "ScatterND",
     "Shape",
+    "Size",
     "Where",
 ];
 
@@ -255,13 +292,11 @@ fn has_rule(node: &Node) -> bool {
 /// The kind of input slot `i` of `op`; ops without a rule are all Compute (and kept FP32).
 fn input_slot(op: &str, i: usize) -> Slot {
     match (op, i) {
-        ("Cast" | "Shape", _) => Slot::Any,
+        ("Cast" | "Shape" | "Size", _) => Slot::Any,
         (op, 0) if DATA_FIRST.contains(&op) => Slot::Compute,
         (op, _) if DATA_FIRST.contains(&op) => Slot::Fixed,
         ("Pad", 0 | 2) | ("QuantizeLinear", 0 | 1) | ("DequantizeLinear", 1) => Slot::Compute,
-        ("Pad" | "QuantizeLinear" | "DequantizeLinear" | "ConstantOfShape" | "Not", _) => {
-            Slot::Fixed
-        }
+        ("Pad" | "QuantizeLinear" | "DequantizeLinear" | "ConstantOfShape", _) => Slot::Fixed,
         ("Dropout", 0) => Slot::Compute,
         ("Dropout", _) | ("ScatterND", 1) | ("Where", 0) => Slot::Fixed,
         _ => Slot::Compute,
@@ -273,11 +308,13 @@ fn output_slot(op: &str, i: usize) -> Slot {
     match (op, i) {
         ("MaxPool" | "Dropout", 1)
         | ("LayerNormalization", 1 | 2)
-        | ("Equal" | "QuantizeLinear" | "Shape" | "Not", _) => Slot::Fixed,
+        | ("Equal" | "Greater" | "GreaterOrEqual" | "Less" | "LessOrEqual", _)
+        | ("QuantizeLinear" | "Shape" | "Size", _) => Slot::Fixed,
         _ => Slot::Compute,
     }
 }
 
+/// True when the graph has a QuantizeLinear or DequantizeLinear of the default domain.
 fn has_qdq(g: &Graph) -> bool {
     g.node_ids().any(|id| {
         let n = g.node(id);
@@ -419,7 +456,7 @@ impl Plan {
             now_fp16: HashSet::new(),
             versions: HashMap::new(),
         };
-        edit.convert_node_outputs(g)?;
+        edit.convert_node_outputs(g);
         edit.convert_initializers_in_place(g, report)?;
         edit.cast_graph_outputs(g, report)?;
         edit.match_input_types(g, report)?;
@@ -448,8 +485,8 @@ impl Edit {
     }
 
     /// FP16 nodes' FP32 Compute outputs become FP16 (recorded types too).
-    fn convert_node_outputs(&mut self, g: &mut Graph) -> Result<(), GraphError> {
-        for id in g.node_ids().collect::<Vec<_>>() {
+    fn convert_node_outputs(&mut self, g: &mut Graph) {
+        for id in g.node_ids() {
             let n = g.node(id);
             if !self.plan.fp16.contains(&n.name) {
                 continue;
@@ -468,7 +505,6 @@ impl Edit {
                 retype_value_info(g, v, FLOAT16);
             }
         }
-        Ok(())
     }
 
     /// FP32 initializers that every reader wants in FP16 become FP16 under their own name.
@@ -737,7 +773,8 @@ fn qdq_scale_fits_fp16(g: &Graph, n: &Node) -> Result<bool, GraphError> {
 }
 
 /// The nodes of every decomposed LayerNorm's statistics:
-/// `ReduceMean(x) → Sub(x, mean) → Pow → ReduceMean → Add → Sqrt → Div(x − mean, ·)`.
+/// `ReduceMean(x) → Sub(x, mean) → Pow(·, 2) or Mul(d, d) → ReduceMean → Add → Sqrt →
+/// Div(x − mean, ·)`.
 fn layer_norm_statistics(g: &Graph) -> HashSet<NodeId> {
     g.node_ids()
         .filter_map(|id| statistics_chain(g, id))
@@ -757,15 +794,19 @@ fn statistics_chain(g: &Graph, mean_id: NodeId) -> Option<[NodeId; 7]> {
         n.input(0) == Some(x) && n.input(1) == Some(m)
     })?;
     let centered = first_output(g, sub)?;
-    let pow = consumer(g, centered, "Pow", |n| n.input(0) == Some(centered))?;
-    let var = consumer(g, first_output(g, pow)?, "ReduceMean", |_| true)?;
+    let square = consumer(g, centered, "Pow", |n| n.input(0) == Some(centered)).or_else(|| {
+        consumer(g, centered, "Mul", |n| {
+            n.input(0) == Some(centered) && n.input(1) == Some(centered)
+        })
+    })?;
+    let var = consumer(g, first_output(g, square)?, "ReduceMean", |_| true)?;
     let add = consumer(g, first_output(g, var)?, "Add", |_| true)?;
     let sqrt = consumer(g, first_output(g, add)?, "Sqrt", |_| true)?;
     let std = first_output(g, sqrt)?;
     let div = consumer(g, std, "Div", |n| {
         n.input(0) == Some(centered) && n.input(1) == Some(std)
     })?;
-    Some([mean_id, sub, pow, var, add, sqrt, div])
+    Some([mean_id, sub, square, var, add, sqrt, div])
 }
 
 /// The first consumer of `value` of type `op` (default domain) that `accept` accepts.
@@ -776,6 +817,7 @@ fn consumer(g: &Graph, value: &str, op: &str, accept: impl Fn(&Node) -> bool) ->
     })
 }
 
+/// The first output of node `id`, unless omitted.
 fn first_output(g: &Graph, id: NodeId) -> Option<&str> {
     g.node(id)
         .outputs
