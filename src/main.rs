@@ -82,6 +82,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+<<<<<<< HEAD
     /// CI regression gate: compare a run's report.json with a baseline report.json. Exit 1 on a
     /// latency regression beyond the threshold, a new broken fusion, new reformat layers or unfused
     /// Q/DQ, or an SQNR drop.
@@ -94,11 +95,38 @@ enum Command {
         #[arg(long, default_value = "5%", value_parser = parse_percent)]
         max_latency_regression: f64,
         /// Print the comparison as JSON instead of text.
+=======
+    /// Normalize a model, then convert its float regions to FP16 as strongly typed builds use
+    /// them (graph I/O keeps its types). Prints what stayed FP32.
+    #[command(hide = true)]
+    Fp16 {
+        /// The ONNX model to read (FP32, or with Q/DQ).
+        input: PathBuf,
+        /// Where to write the FP16 model (never the input).
+        output: PathBuf,
+        /// Concrete shape of a graph input with dynamic dims: NAME=D0,D1,... (repeatable).
+        #[arg(long = "shape", value_parser = parse_input_shape)]
+        shapes: Vec<(String, Vec<i64>)>,
+        /// Target opset of normalization (default: 17, or the model's own when newer).
+        #[arg(long)]
+        opset: Option<i64>,
+        /// Keep this op type in FP32 (repeatable).
+        #[arg(long = "keep-fp32-op")]
+        keep_fp32_ops: Vec<String>,
+        /// Keep this node in FP32 (repeatable).
+        #[arg(long = "keep-fp32-node")]
+        keep_fp32_nodes: Vec<String>,
+        /// Run decomposed LayerNorm statistics in FP16 too (they overflow; for comparisons).
+        #[arg(long)]
+        fp16_layer_norm_stats: bool,
+        /// Print the conversion report as JSON.
+>>>>>>> fp16
         #[arg(long)]
         json: bool,
     },
 }
 
+<<<<<<< HEAD
 /// Reads "5%" or "5" as 5.0 (a finite, non-negative percentage).
 fn parse_percent(text: &str) -> Result<f64, String> {
     let number = text.trim().trim_end_matches('%').trim();
@@ -106,6 +134,22 @@ fn parse_percent(text: &str) -> Result<f64, String> {
         Ok(pct) if pct.is_finite() && pct >= 0.0 => Ok(pct),
         _ => Err(format!("'{text}' is not a percentage (e.g. 5%)")),
     }
+=======
+/// Parses `NAME=D0,D1,...`.
+fn parse_input_shape(arg: &str) -> Result<(String, Vec<i64>), String> {
+    let (name, dims) = arg
+        .rsplit_once('=')
+        .ok_or_else(|| format!("'{arg}': expected NAME=D0,D1,..."))?;
+    let dims = dims
+        .split(',')
+        .map(|d| {
+            d.trim()
+                .parse::<i64>()
+                .map_err(|e| format!("'{arg}': dim '{d}': {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((name.to_string(), dims))
+>>>>>>> fp16
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -161,6 +205,55 @@ fn run(cli: Cli) -> Result<(), Error> {
                 ..Default::default()
             };
             trtq::convert(&input, &output, &opts)
+        }
+        Command::Fp16 {
+            input,
+            output,
+            shapes,
+            opset,
+            keep_fp32_ops,
+            keep_fp32_nodes,
+            fp16_layer_norm_stats,
+            json,
+        } => {
+            let as_graph_error = |e| Error::graph(&input, e);
+            let (proto, files) = trtq::onnx::load_model_with_files(&input)?;
+            let mut model = trtq::graph::Model::from_proto(proto).map_err(as_graph_error)?;
+            let normalize = trtq::graph::normalize::NormalizeOptions {
+                opset: opset.unwrap_or(model.opset().max(17)),
+                input_shapes: shapes.into_iter().collect(),
+            };
+            trtq::graph::normalize::normalize(&mut model, &normalize, &trtq::fold_evaluator)
+                .map_err(as_graph_error)?;
+            let opts = trtq::quantize::fp16::Fp16Options {
+                keep_fp32_ops,
+                keep_fp32_nodes,
+                layer_norm_stats_fp32: !fp16_layer_norm_stats,
+            };
+            let (converted, report) = trtq::quantize::fp16::convert_float_to_fp16(&model, &opts)
+                .map_err(as_graph_error)?;
+            let proto = converted.to_proto().map_err(as_graph_error)?;
+            let save = trtq::onnx::SaveOptions {
+                inputs: files.all(),
+                ..Default::default()
+            };
+            trtq::onnx::save_model(&proto, &output, &save)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report)
+                        .map_err(|e| Error::BadInput(e.to_string()))?
+                );
+            }
+            ui::info(format!(
+                "fp16: {} nodes FP16, {} kept FP32, {} casts, {} initializers converted → {}",
+                report.fp16_nodes,
+                report.fp32_nodes.len(),
+                report.casts,
+                report.converted_initializers + report.copied_initializers,
+                output.display()
+            ));
+            Ok(())
         }
         Command::Verify {
             layers,
