@@ -82,7 +82,6 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-<<<<<<< HEAD
     /// CI regression gate: compare a run's report.json with a baseline report.json. Exit 1 on a
     /// latency regression beyond the threshold, a new broken fusion, new reformat layers or unfused
     /// Q/DQ, or an SQNR drop.
@@ -95,7 +94,9 @@ enum Command {
         #[arg(long, default_value = "5%", value_parser = parse_percent)]
         max_latency_regression: f64,
         /// Print the comparison as JSON instead of text.
-=======
+        #[arg(long)]
+        json: bool,
+    },
     /// Normalize a model, then convert its float regions to FP16 as strongly typed builds use
     /// them (graph I/O keeps its types). Prints what stayed FP32.
     #[command(hide = true)]
@@ -120,13 +121,11 @@ enum Command {
         #[arg(long)]
         fp16_layer_norm_stats: bool,
         /// Print the conversion report as JSON.
->>>>>>> fp16
         #[arg(long)]
         json: bool,
     },
 }
 
-<<<<<<< HEAD
 /// Reads "5%" or "5" as 5.0 (a finite, non-negative percentage).
 fn parse_percent(text: &str) -> Result<f64, String> {
     let number = text.trim().trim_end_matches('%').trim();
@@ -134,7 +133,8 @@ fn parse_percent(text: &str) -> Result<f64, String> {
         Ok(pct) if pct.is_finite() && pct >= 0.0 => Ok(pct),
         _ => Err(format!("'{text}' is not a percentage (e.g. 5%)")),
     }
-=======
+}
+
 /// Parses `NAME=D0,D1,...`.
 fn parse_input_shape(arg: &str) -> Result<(String, Vec<i64>), String> {
     let (name, dims) = arg
@@ -149,7 +149,6 @@ fn parse_input_shape(arg: &str) -> Result<(String, Vec<i64>), String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((name.to_string(), dims))
->>>>>>> fp16
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -166,8 +165,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Inspect { model, json } => {
             let m = trtq::load(&model)?;
-            let report =
-                trtq::inspect::inspect(&m, &trtq::fold_evaluator);
+            let report = trtq::inspect::inspect(&m, &trtq::fold_evaluator);
             if json {
                 println!(
                     "{}",
@@ -180,14 +178,28 @@ fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Build { config, out } => {
-            let summary = trtq::pipeline::build(&config, &trtq::pipeline::BuildOptions { out_dir: out })?;
-            ui::info(format!("wrote {} artifacts to {}", summary.artifacts.len(), summary.output_dir.display()));
+            let summary =
+                trtq::pipeline::build(&config, &trtq::pipeline::BuildOptions { out_dir: out })?;
+            ui::info(format!(
+                "wrote {} artifacts to {}",
+                summary.artifacts.len(),
+                summary.output_dir.display()
+            ));
             Ok(())
         }
-        Command::CalibAmax { file, method, percentile } => {
-            let method = trtq::calib::Method::from_name(&method, percentile).map_err(|e| Error::BadInput(e.to_string()))?;
-            let result = trtq::calib::amax_of_npy(&file, method).map_err(|e| Error::BadInput(e.to_string()))?;
-            println!("{}", serde_json::to_string(&result).map_err(|e| Error::BadInput(e.to_string()))?);
+        Command::CalibAmax {
+            file,
+            method,
+            percentile,
+        } => {
+            let method = trtq::calib::Method::from_name(&method, percentile)
+                .map_err(|e| Error::BadInput(e.to_string()))?;
+            let result = trtq::calib::amax_of_npy(&file, method)
+                .map_err(|e| Error::BadInput(e.to_string()))?;
+            println!(
+                "{}",
+                serde_json::to_string(&result).map_err(|e| Error::BadInput(e.to_string()))?
+            );
             Ok(())
         }
         Command::Convert {

@@ -40,19 +40,34 @@ pub struct Summary {
 /// Runs `trtq build` for the config at `config_path`.
 pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> {
     let config = Config::load(config_path)?;
-    let out = opts.out_dir.clone().unwrap_or_else(|| config.output_dir.clone());
-    ui::info(format!("trtq build {} → {}", config_path.display(), out.display()));
+    let out = opts
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| config.output_dir.clone());
+    ui::info(format!(
+        "trtq build {} → {}",
+        config_path.display(),
+        out.display()
+    ));
 
     // Check every input before writing anything.
     let mut model = crate::load(&config.model)?;
     let norm_opts = NormalizeOptions {
         opset: i64::from(config.opset),
-        input_shapes: config.inputs.iter().map(|(k, v)| (k.clone(), v.iter().map(|&d| d as i64).collect())).collect(),
+        input_shapes: config
+            .inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.iter().map(|&d| d as i64).collect()))
+            .collect(),
     };
-    let normalize_report = normalize(&mut model, &norm_opts, &crate::fold_evaluator).map_err(|e| Error::graph(&config.model, e))?;
+    let normalize_report = normalize(&mut model, &norm_opts, &crate::fold_evaluator)
+        .map_err(|e| Error::graph(&config.model, e))?;
     ui::info(format!(
         "normalize: opset {} → {}, {} → {} nodes",
-        normalize_report.from_opset, normalize_report.to_opset, normalize_report.nodes_before, normalize_report.nodes_after
+        normalize_report.from_opset,
+        normalize_report.to_opset,
+        normalize_report.nodes_before,
+        normalize_report.nodes_after
     ));
 
     let mut run = artifacts::OutputDir::create(&out, &config.model)?;

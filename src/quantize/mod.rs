@@ -1,4 +1,3 @@
-<<<<<<< HEAD
 //! Q/DQ insertion: where QuantizeLinear/DequantizeLinear pairs go, and the weights' INT8 form.
 //!
 //! Owns: [`QuantConfig`] and [`TensorQuantConfig`], the two placement strategies — the pattern
@@ -16,6 +15,7 @@
 //! zero point `<tensor>_zero_point`. Activation scales are placeholders (1.0) until calibration
 //! calls [`set_activation_scales`]; the model's metadata key [`SCALES_KEY`] says which.
 
+pub mod fp16;
 mod insert;
 mod plan;
 mod scales;
@@ -179,7 +179,3 @@ impl QuantConfig {
         Ok(())
     }
 }
-=======
-//! (stage not built yet)
-pub mod fp16;
->>>>>>> fp16
