@@ -40,6 +40,12 @@ enum Command {
         /// Output directory (default: the config's output_dir).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Calibration device, overriding calibration.device.
+        #[arg(long, value_enum)]
+        device: Option<DeviceArg>,
+        /// Skip the engine stages even when trtexec is available (CPU-only mode).
+        #[arg(long)]
+        cpu: bool,
     },
     /// Amax of one .npy array by a calibration method (tests/conformance/test_calib_parity.py).
     #[command(hide = true)]
@@ -152,6 +158,16 @@ fn parse_input_shape(arg: &str) -> Result<(String, Vec<i64>), String> {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    /// The GPU when present, else the CPU.
+    Auto,
+    /// The CPU executor.
+    Cpu,
+    /// The CUDA executor (exit 3 when unavailable).
+    Cuda,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum ExternalArg {
     /// Inside the model file unless it would exceed protobuf's 2 GiB limit.
     Auto,
@@ -177,15 +193,37 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Build { config, out } => {
-            let summary =
-                trtq::pipeline::build(&config, &trtq::pipeline::BuildOptions { out_dir: out })?;
+        Command::Build {
+            config,
+            out,
+            device,
+            cpu,
+        } => {
+            let device = device.map(|d| match d {
+                DeviceArg::Auto => trtq::config::Device::Auto,
+                DeviceArg::Cpu => trtq::config::Device::Cpu,
+                DeviceArg::Cuda => trtq::config::Device::Cuda,
+            });
+            let opts = trtq::pipeline::BuildOptions {
+                out_dir: out,
+                device,
+                cpu_only: cpu,
+            };
+            let summary = trtq::pipeline::build(&config, &opts)?;
             ui::info(format!(
-                "wrote {} artifacts to {}",
+                "wrote {} artifacts to {} ({})",
                 summary.artifacts.len(),
-                summary.output_dir.display()
+                summary.output_dir.display(),
+                summary.engines
             ));
-            Ok(())
+            if summary.gate_failures.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::CheckFailed(format!(
+                    "gates failed: {}",
+                    summary.gate_failures.join("; ")
+                )))
+            }
         }
         Command::CalibAmax {
             file,

@@ -27,6 +27,14 @@ pub enum CalibError {
         /// The range as given.
         range_max: f32,
     },
+    /// A histogram method was asked of a result that kept no histograms (a `max` run).
+    #[error(
+        "method `{method}` needs the histograms of a histogram-method calibration; re-run calibration with it"
+    )]
+    NeedsHistogram {
+        /// The method asked for.
+        method: String,
+    },
     /// Histograms over different ranges cannot be merged exactly.
     #[error(
         "cannot merge histograms over different ranges [0, {left}] and [0, {right}]: \

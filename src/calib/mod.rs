@@ -9,6 +9,7 @@
 //! and does not write scales into a model (the `quantize` stage does).
 
 mod amax;
+mod calibrate;
 mod collectors;
 pub mod data;
 mod error;
@@ -18,6 +19,7 @@ mod npy;
 mod weights;
 
 pub use amax::{AMAX_FLOOR, AmaxResult, AmaxWarning};
+pub use calibrate::{CalibrateError, CalibrationResult, TensorStats, calibrate};
 pub use collectors::{
     Collector, HistogramCollector, MaxCollector, TensorCalibration, calibrate_tensor,
     tie_group_amax,
