@@ -144,9 +144,9 @@ def check_converted(original: onnx.ModelProto, converted_path: pathlib.Path) -> 
 
 
 # (id, path, concrete input shapes, minimum SQNR in dB, text input). The minima sit below what
-# was measured (bench-results/fp16.md). light_resnet50 has no
-# accuracy oracle (None): its weights are constant fills and its FP32 activations grow to 1e19,
-# far beyond FP16, so only the conversion's structure and that onnxruntime runs it are checked.
+# was measured (bench-results/fp16.md). light_resnet50 has no accuracy oracle (None): its
+# weights are constant fills and its FP32 activations grow to 1e19, far beyond FP16, so only the
+# conversion's structure and that onnxruntime runs it are checked.
 FP32_CASES = [
     ("demo/resnet_tiny", DEMO_MODEL, {"input": [1, 3, 32, 32]}, 50.0, False),
     (
