@@ -24,6 +24,7 @@ pub use backend::CpuBackend;
 
 use super::ExecError;
 use crate::graph::{Attributes, Node, Tensor};
+use crate::onnx::proto::DataType;
 use half::f16;
 use ndarray::ArrayD;
 
@@ -65,10 +66,12 @@ pub(crate) trait Elem: Copy + Send + Sync + PartialEq + PartialOrd + 'static {
     fn to_i64(self) -> i64;
     /// True for integer and bool types (casts go through i64, not f64).
     const EXACT: bool;
+    /// The ONNX element type.
+    const DTYPE: DataType;
 }
 
 macro_rules! impl_elem {
-    ($t:ty, $variant:ident, $exact:expr, $from_f64:expr, $from_i64:expr, $to_f64:expr, $to_i64:expr) => {
+    ($t:ty, $variant:ident, $dtype:ident, $exact:expr, $from_f64:expr, $from_i64:expr, $to_f64:expr, $to_i64:expr) => {
         impl Elem for $t {
             fn view(t: &Tensor) -> Option<&ArrayD<Self>> {
                 match t {
@@ -92,6 +95,7 @@ macro_rules! impl_elem {
                 $to_i64(self)
             }
             const EXACT: bool = $exact;
+            const DTYPE: DataType = DataType::$dtype;
         }
     };
 }
@@ -99,17 +103,27 @@ macro_rules! impl_elem {
 impl_elem!(
     f32,
     F32,
+    Float,
     false,
     |v| v as f32,
     |v| v as f32,
     |v: f32| v as f64,
     |v: f32| v as i64
 );
-impl_elem!(f64, F64, false, |v| v, |v| v as f64, |v| v, |v: f64| v
-    as i64);
+impl_elem!(
+    f64,
+    F64,
+    Double,
+    false,
+    |v| v,
+    |v| v as f64,
+    |v| v,
+    |v: f64| v as i64
+);
 impl_elem!(
     f16,
     F16,
+    Float16,
     false,
     f16::from_f64,
     |v| f16::from_f64(v as f64),
@@ -119,6 +133,7 @@ impl_elem!(
 impl_elem!(
     i8,
     I8,
+    Int8,
     true,
     |v| v as i8,
     |v| v as i8,
@@ -128,6 +143,7 @@ impl_elem!(
 impl_elem!(
     u8,
     U8,
+    Uint8,
     true,
     |v| v as u8,
     |v| v as u8,
@@ -137,6 +153,7 @@ impl_elem!(
 impl_elem!(
     i32,
     I32,
+    Int32,
     true,
     |v| v as i32,
     |v| v as i32,
@@ -146,6 +163,7 @@ impl_elem!(
 impl_elem!(
     i64,
     I64,
+    Int64,
     true,
     |v| v as i64,
     |v| v,
@@ -154,6 +172,7 @@ impl_elem!(
 );
 impl_elem!(
     bool,
+    Bool,
     Bool,
     true,
     |v| v != 0.0,
@@ -344,9 +363,7 @@ pub(crate) fn typed<'a, T: Elem>(t: &'a Tensor, what: &str) -> OpResult<&'a Arra
         invalid(format!(
             "{what} has element type {}, expected {}",
             t.dtype().as_str_name(),
-            T::wrap(ArrayD::from_elem(ndarray::IxDyn(&[]), T::from_i64(0)))
-                .dtype()
-                .as_str_name()
+            T::DTYPE.as_str_name()
         ))
     })
 }
