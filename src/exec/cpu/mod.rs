@@ -437,7 +437,7 @@ impl<'a> Ctx<'a> {
 pub(crate) fn norm_axis(axis: i64, rank: usize) -> OpResult<usize> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
-    if (0..r.max(1)).contains(&a) {
+    if (0..r).contains(&a) {
         Ok(a as usize)
     } else {
         Err(invalid(format!(
@@ -534,4 +534,82 @@ fn dispatch(ctx: &Ctx) -> OpResult<Option<Vec<Tensor>>> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::attr;
+    use ndarray::IxDyn;
+
+    #[test]
+    fn malformed_nodes_are_errors_not_panics() {
+        let scalar = Tensor::F32(ArrayD::from_elem(IxDyn(&[]), 1.0));
+        let empty = Tensor::F32(ArrayD::zeros(IxDyn(&[0, 3])));
+        let big = Tensor::from_i64s(vec![i64::MAX, i64::MAX]);
+        let w0 = Tensor::F32(ArrayD::zeros(IxDyn(&[1, 1, 0, 1])));
+        let x4 = Tensor::F32(ArrayD::zeros(IxDyn(&[1, 1, 3, 3])));
+        let cases: Vec<(Node, Vec<&Tensor>)> = vec![
+            (
+                Node::new("a", "Squeeze", &["x"], &["y"]).with_attr(attr::ints("axes", &[0])),
+                vec![&scalar],
+            ),
+            (Node::new("b", "Softmax", &["x"], &["y"]), vec![&scalar]),
+            (Node::new("c", "ArgMax", &["x"], &["y"]), vec![&scalar]),
+            (
+                Node::new("d", "Reshape", &["x", "s"], &["y"]),
+                vec![&empty, &big],
+            ),
+            (
+                Node::new("e", "ConstantOfShape", &["s"], &["y"]),
+                vec![&big],
+            ),
+            (Node::new("f", "Conv", &["x", "w"], &["y"]), vec![&x4, &w0]),
+            (
+                Node::new("g", "Split", &["x"], &["y", "z"])
+                    .with_attr(attr::ints("split", &[1, 1])),
+                vec![&empty],
+            ),
+            (
+                Node::new("h", "Gather", &["x", "i"], &["y"]),
+                vec![&empty, &big],
+            ),
+            (
+                Node::new("i", "MaxPool", &["x"], &["y"])
+                    .with_attr(attr::ints("kernel_shape", &[5, 5])),
+                vec![&x4],
+            ),
+            (
+                Node::new("j", "Add", &["x", "y"], &["z"]),
+                vec![&x4, &empty],
+            ),
+            (
+                Node::new("k", "QuantizeLinear", &["x", "s"], &["y"]),
+                vec![&x4, &empty],
+            ),
+        ];
+        for (node, inputs) in &cases {
+            let args: Vec<Option<&Tensor>> = inputs.iter().map(|t| Some(*t)).collect();
+            let err = eval_node(node, &args).expect_err(&node.name);
+            assert!(
+                err.to_string().contains(&format!("'{}'", node.name)),
+                "{err}"
+            );
+        }
+        // An empty axis sliced backwards is empty, not a panic.
+        let s = Node::new("s", "Slice", &["x", "a", "b", "c", "d"], &["y"]);
+        let (st, en, ax, sp) = (
+            Tensor::from_i64s(vec![-1]),
+            Tensor::from_i64s(vec![i64::MIN]),
+            Tensor::from_i64s(vec![0]),
+            Tensor::from_i64s(vec![-1]),
+        );
+        let y = eval_node(
+            &s,
+            &[Some(&empty), Some(&st), Some(&en), Some(&ax), Some(&sp)],
+        )
+        .unwrap();
+        assert_eq!(y[0].shape(), &[0, 3]);
+        assert!(is_supported("Conv") && !is_supported("NonMaxSuppression"));
+    }
 }
