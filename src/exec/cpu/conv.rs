@@ -68,6 +68,12 @@ fn conv_args<'a>(
         w.shape()[0]
     };
     let kernel = w.shape()[2..].to_vec();
+    if kernel.contains(&0) {
+        return Err(invalid(format!(
+            "W {:?} has an empty kernel dim",
+            w.shape()
+        )));
+    }
     if let Some(ks) = ctx.node.attr_ints("kernel_shape")
         && ks.iter().map(|&k| k as usize).ne(kernel.iter().copied())
     {
@@ -285,10 +291,15 @@ fn transpose_window(ctx: &Ctx, x_spatial: &[usize], kernel: &[usize]) -> OpResul
     let dilations = list("dilations", 1)?;
     let out_pad = list("output_padding", 0)?;
     let auto_pad = ctx.attr_s_or("auto_pad", "NOTSET");
-    let output_shape = ctx
-        .node
-        .attr_ints("output_shape")
-        .map(|v| v[v.len().saturating_sub(rank)..].to_vec());
+    let output_shape = match ctx.node.attr_ints("output_shape") {
+        Some(v) if v.len() >= rank => Some(v[v.len() - rank..].to_vec()),
+        Some(v) => {
+            return Err(invalid(format!(
+                "output_shape {v:?} has fewer than {rank} dims"
+            )));
+        }
+        None => None,
+    };
     let pads = ctx.node.attr_ints("pads");
     let mut win = Window {
         rank,

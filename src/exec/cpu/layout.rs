@@ -14,7 +14,8 @@ use ndarray::{ArrayD, Axis, IxDyn, Slice};
 
 /// The same data under a new shape (row-major order kept).
 fn with_shape(t: &Tensor, shape: &[usize]) -> OpResult<Tensor> {
-    if shape.iter().product::<usize>() != t.len() {
+    let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    if count != Some(t.len()) {
         return Err(invalid(format!(
             "cannot reshape {:?} ({} values) to {shape:?}",
             t.shape(),
@@ -216,6 +217,9 @@ fn split(ctx: &Ctx) -> OpResult<Vec<Tensor>> {
 pub(crate) fn slice_bounds(dim: usize, start: i64, end: i64, step: i64) -> OpResult<Slice> {
     if step == 0 {
         return Err(invalid("slice step must not be 0"));
+    }
+    if dim == 0 {
+        return Ok(Slice::new(0, Some(0), 1));
     }
     let d = dim as i64;
     let resolve = |v: i64| if v < 0 { v.saturating_add(d) } else { v };

@@ -24,6 +24,7 @@ pub use backend::CpuBackend;
 
 use super::ExecError;
 use crate::graph::{Attributes, Node, Tensor};
+use crate::onnx::proto::DataType;
 use half::f16;
 use ndarray::ArrayD;
 
@@ -65,10 +66,12 @@ pub(crate) trait Elem: Copy + Send + Sync + PartialEq + PartialOrd + 'static {
     fn to_i64(self) -> i64;
     /// True for integer and bool types (casts go through i64, not f64).
     const EXACT: bool;
+    /// The ONNX element type.
+    const DTYPE: DataType;
 }
 
 macro_rules! impl_elem {
-    ($t:ty, $variant:ident, $exact:expr, $from_f64:expr, $from_i64:expr, $to_f64:expr, $to_i64:expr) => {
+    ($t:ty, $variant:ident, $dtype:ident, $exact:expr, $from_f64:expr, $from_i64:expr, $to_f64:expr, $to_i64:expr) => {
         impl Elem for $t {
             fn view(t: &Tensor) -> Option<&ArrayD<Self>> {
                 match t {
@@ -92,6 +95,7 @@ macro_rules! impl_elem {
                 $to_i64(self)
             }
             const EXACT: bool = $exact;
+            const DTYPE: DataType = DataType::$dtype;
         }
     };
 }
@@ -99,17 +103,27 @@ macro_rules! impl_elem {
 impl_elem!(
     f32,
     F32,
+    Float,
     false,
     |v| v as f32,
     |v| v as f32,
     |v: f32| v as f64,
     |v: f32| v as i64
 );
-impl_elem!(f64, F64, false, |v| v, |v| v as f64, |v| v, |v: f64| v
-    as i64);
+impl_elem!(
+    f64,
+    F64,
+    Double,
+    false,
+    |v| v,
+    |v| v as f64,
+    |v| v,
+    |v: f64| v as i64
+);
 impl_elem!(
     f16,
     F16,
+    Float16,
     false,
     f16::from_f64,
     |v| f16::from_f64(v as f64),
@@ -119,6 +133,7 @@ impl_elem!(
 impl_elem!(
     i8,
     I8,
+    Int8,
     true,
     |v| v as i8,
     |v| v as i8,
@@ -128,6 +143,7 @@ impl_elem!(
 impl_elem!(
     u8,
     U8,
+    Uint8,
     true,
     |v| v as u8,
     |v| v as u8,
@@ -137,6 +153,7 @@ impl_elem!(
 impl_elem!(
     i32,
     I32,
+    Int32,
     true,
     |v| v as i32,
     |v| v as i32,
@@ -146,6 +163,7 @@ impl_elem!(
 impl_elem!(
     i64,
     I64,
+    Int64,
     true,
     |v| v as i64,
     |v| v,
@@ -154,6 +172,7 @@ impl_elem!(
 );
 impl_elem!(
     bool,
+    Bool,
     Bool,
     true,
     |v| v != 0.0,
@@ -344,9 +363,7 @@ pub(crate) fn typed<'a, T: Elem>(t: &'a Tensor, what: &str) -> OpResult<&'a Arra
         invalid(format!(
             "{what} has element type {}, expected {}",
             t.dtype().as_str_name(),
-            T::wrap(ArrayD::from_elem(ndarray::IxDyn(&[]), T::from_i64(0)))
-                .dtype()
-                .as_str_name()
+            T::DTYPE.as_str_name()
         ))
     })
 }
@@ -420,7 +437,7 @@ impl<'a> Ctx<'a> {
 pub(crate) fn norm_axis(axis: i64, rank: usize) -> OpResult<usize> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
-    if (0..r.max(1)).contains(&a) {
+    if (0..r).contains(&a) {
         Ok(a as usize)
     } else {
         Err(invalid(format!(
@@ -517,4 +534,82 @@ fn dispatch(ctx: &Ctx) -> OpResult<Option<Vec<Tensor>>> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::attr;
+    use ndarray::IxDyn;
+
+    #[test]
+    fn malformed_nodes_are_errors_not_panics() {
+        let scalar = Tensor::F32(ArrayD::from_elem(IxDyn(&[]), 1.0));
+        let empty = Tensor::F32(ArrayD::zeros(IxDyn(&[0, 3])));
+        let big = Tensor::from_i64s(vec![i64::MAX, i64::MAX]);
+        let w0 = Tensor::F32(ArrayD::zeros(IxDyn(&[1, 1, 0, 1])));
+        let x4 = Tensor::F32(ArrayD::zeros(IxDyn(&[1, 1, 3, 3])));
+        let cases: Vec<(Node, Vec<&Tensor>)> = vec![
+            (
+                Node::new("a", "Squeeze", &["x"], &["y"]).with_attr(attr::ints("axes", &[0])),
+                vec![&scalar],
+            ),
+            (Node::new("b", "Softmax", &["x"], &["y"]), vec![&scalar]),
+            (Node::new("c", "ArgMax", &["x"], &["y"]), vec![&scalar]),
+            (
+                Node::new("d", "Reshape", &["x", "s"], &["y"]),
+                vec![&empty, &big],
+            ),
+            (
+                Node::new("e", "ConstantOfShape", &["s"], &["y"]),
+                vec![&big],
+            ),
+            (Node::new("f", "Conv", &["x", "w"], &["y"]), vec![&x4, &w0]),
+            (
+                Node::new("g", "Split", &["x"], &["y", "z"])
+                    .with_attr(attr::ints("split", &[1, 1])),
+                vec![&empty],
+            ),
+            (
+                Node::new("h", "Gather", &["x", "i"], &["y"]),
+                vec![&empty, &big],
+            ),
+            (
+                Node::new("i", "MaxPool", &["x"], &["y"])
+                    .with_attr(attr::ints("kernel_shape", &[5, 5])),
+                vec![&x4],
+            ),
+            (
+                Node::new("j", "Add", &["x", "y"], &["z"]),
+                vec![&x4, &empty],
+            ),
+            (
+                Node::new("k", "QuantizeLinear", &["x", "s"], &["y"]),
+                vec![&x4, &empty],
+            ),
+        ];
+        for (node, inputs) in &cases {
+            let args: Vec<Option<&Tensor>> = inputs.iter().map(|t| Some(*t)).collect();
+            let err = eval_node(node, &args).expect_err(&node.name);
+            assert!(
+                err.to_string().contains(&format!("'{}'", node.name)),
+                "{err}"
+            );
+        }
+        // An empty axis sliced backwards is empty, not a panic.
+        let s = Node::new("s", "Slice", &["x", "a", "b", "c", "d"], &["y"]);
+        let (st, en, ax, sp) = (
+            Tensor::from_i64s(vec![-1]),
+            Tensor::from_i64s(vec![i64::MIN]),
+            Tensor::from_i64s(vec![0]),
+            Tensor::from_i64s(vec![-1]),
+        );
+        let y = eval_node(
+            &s,
+            &[Some(&empty), Some(&st), Some(&en), Some(&ax), Some(&sp)],
+        )
+        .unwrap();
+        assert_eq!(y[0].shape(), &[0, 3]);
+        assert!(is_supported("Conv") && !is_supported("NonMaxSuppression"));
+    }
 }

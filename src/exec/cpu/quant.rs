@@ -78,12 +78,7 @@ fn quantize_typed<Q: Elem>(
     zero: Option<&Tensor>,
 ) -> OpResult<Tensor> {
     let p = params::<Q>(ctx, x.shape(), zero)?;
-    let (lo, hi) = match Q::wrap(ndarray::ArrayD::from_elem(
-        ndarray::IxDyn(&[]),
-        Q::from_i64(0),
-    ))
-    .dtype()
-    {
+    let (lo, hi) = match Q::DTYPE {
         DataType::Int8 => (i8::MIN as f32, i8::MAX as f32),
         DataType::Uint8 => (0.0, u8::MAX as f32),
         other => {

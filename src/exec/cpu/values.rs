@@ -37,10 +37,14 @@ fn constant(ctx: &Ctx) -> OpResult<Tensor> {
 
 /// Non-negative dims from an integer tensor.
 fn dims(values: &[i64]) -> OpResult<Vec<usize>> {
-    values
+    let dims = values
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| invalid(format!("negative dim in {values:?}"))))
-        .collect()
+        .collect::<OpResult<Vec<usize>>>()?;
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| invalid(format!("shape {values:?} has too many elements")))?;
+    Ok(dims)
 }
 
 fn constant_of_shape(ctx: &Ctx) -> OpResult<Tensor> {
