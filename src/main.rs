@@ -59,6 +59,12 @@ enum Command {
         #[arg(long, default_value_t = trtq::calib::DEFAULT_PERCENTILE)]
         percentile: f64,
     },
+    /// Print the TensorRT pattern library (ops matched, QDQ points, rationale) from the code.
+    Patterns {
+        /// Markdown table instead of text.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Re-encode a model (decode, then encode), e.g. to move weights to or from external data.
     Convert {
         /// The ONNX model to read.
@@ -238,6 +244,14 @@ fn run(cli: Cli) -> Result<(), Error> {
                 "{}",
                 serde_json::to_string(&result).map_err(|e| Error::BadInput(e.to_string()))?
             );
+            Ok(())
+        }
+        Command::Patterns { markdown } => {
+            if markdown {
+                print!("{}", trtq::patterns::tensorrt::library_markdown());
+            } else {
+                print!("{}", trtq::patterns::tensorrt::library_text());
+            }
             Ok(())
         }
         Command::Convert {
