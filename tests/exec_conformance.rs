@@ -4,13 +4,14 @@
 //! structures against their bundled `*_output_0.pb`, within rtol 1e-4 / atol 1e-5.
 //!
 //! Data location: `$TRTQ_ONNX_TEST_DATA` (the wheel's `onnx/backend/test/data` folder), else
-//! `$TRTQ_MODELS/onnx/backend/test/data`, else `target/models/onnx/backend/test/data`. Without
+//! `$TRTQ_MODELS/onnx/backend`, else `target/models/onnx/backend` (scripts/fetch-models.sh's layout,
+//! with the light models in the sibling `light/`). Without
 //! the data the tests print why and pass vacuously. `TRTQ_UPDATE_RESULTS=1` rewrites
 //! bench-results/exec-conformance.md with the table.
 //!
-//! Models older than opset 13 run as they are; one that fails is reported as "needs upgrade"
-//! (normalization upgrades them before execution). Asserted: every case (light models included)
-//! of opset >= 13 whose ops are all supported passes, and at least one case passes.
+//! Models older than opset 13 are first normalized to opset 17 as `trtq build` does; a model the
+//! upgrade refuses is reported as "needs upgrade". Asserted: every case (light models included)
+//! whose ops are all supported passes, and at least one case passes.
 
 use prost::Message;
 use std::collections::HashMap;
@@ -23,16 +24,25 @@ use trtq::onnx::proto::{ModelProto, TensorProto};
 const RTOL: f64 = 1e-4;
 const ATOL: f64 = 1e-5;
 
+/// The light models: `light/` inside the wheel's data folder, or beside `backend/` in the
+/// fetch script's layout.
+fn light_dir(root: &Path) -> PathBuf {
+    let inside = root.join("light");
+    match root.parent() {
+        Some(parent) if !inside.is_dir() => parent.join("light"),
+        _ => inside,
+    }
+}
+
 fn data_root() -> Option<PathBuf> {
     let mut candidates = Vec::new();
     if let Ok(p) = std::env::var("TRTQ_ONNX_TEST_DATA") {
         candidates.push(PathBuf::from(p));
     }
     if let Ok(p) = std::env::var("TRTQ_MODELS") {
-        candidates.push(Path::new(&p).join("onnx/backend/test/data"));
+        candidates.push(Path::new(&p).join("onnx/backend"));
     }
-    candidates
-        .push(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/models/onnx/backend/test/data"));
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/models/onnx/backend"));
     candidates.into_iter().find(|p| p.join("simple").is_dir())
 }
 
@@ -172,6 +182,11 @@ fn case_outcome(dir: &Path) -> (i64, Outcome) {
         }
     };
     let opset = model.opset();
+    let model = match upgraded(model) {
+        Ok(m) => m,
+        Err(trtq::graph::GraphError::UnsupportedOp { op, .. }) => return (opset, Outcome::Unsupported(op)),
+        Err(e) => return (opset, Outcome::NeedsUpgrade(opset, e.to_string())),
+    };
     let graph = &model.graph;
     let mut missing: Vec<String> = graph
         .node_ids()
@@ -201,10 +216,20 @@ fn case_outcome(dir: &Path) -> (i64, Outcome) {
     }
     let outcome = match result {
         Ok(()) => Outcome::Pass,
-        Err(e) if opset < 13 => Outcome::NeedsUpgrade(opset, e),
         Err(e) => Outcome::Fail(e),
     };
     (opset, outcome)
+}
+
+/// Models older than opset 13 are normalized first (upgraded to 17), as `trtq build` does.
+fn upgraded(model: Model) -> Result<Model, trtq::graph::GraphError> {
+    if model.opset() >= 13 {
+        return Ok(model);
+    }
+    let mut m = model;
+    let opts = trtq::graph::normalize::NormalizeOptions { opset: 17, input_shapes: Default::default() };
+    trtq::graph::normalize::normalize(&mut m, &opts, &trtq::fold_evaluator)?;
+    Ok(m)
 }
 
 /// The light models' input: `arange(n) / n` as float32 (onnx's `generate_dummy_data`).
@@ -220,6 +245,11 @@ fn light_outcome(model_path: &Path) -> (i64, Outcome) {
         Err(e) => return (0, Outcome::Fail(e)),
     };
     let opset = model.opset();
+    let model = match upgraded(model) {
+        Ok(m) => m,
+        Err(trtq::graph::GraphError::UnsupportedOp { op, .. }) => return (opset, Outcome::Unsupported(op)),
+        Err(e) => return (opset, Outcome::NeedsUpgrade(opset, e.to_string())),
+    };
     let stem = model_path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -253,7 +283,6 @@ fn light_outcome(model_path: &Path) -> (i64, Outcome) {
         .collect();
     let outcome = match run_case(&model, inputs, &[expected]) {
         Ok(()) => Outcome::Pass,
-        Err(e) if opset < 13 => Outcome::NeedsUpgrade(opset, e),
         Err(e) => Outcome::Fail(e),
     };
     (opset, outcome)
@@ -331,7 +360,7 @@ fn onnx_backend_test_data() {
             rows.push((name, outcome.label(opset)));
         }
     }
-    let mut light: Vec<PathBuf> = std::fs::read_dir(root.join("light"))
+    let mut light: Vec<PathBuf> = std::fs::read_dir(light_dir(&root))
         .into_iter()
         .flatten()
         .flatten()

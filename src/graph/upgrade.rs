@@ -161,7 +161,15 @@ impl Upgrader<'_> {
             }
             "Sum" if n.inputs.len() == 1 => n.op_type = "Identity".into(),
             "Sum" if n.inputs.len() == 2 => n.op_type = "Add".into(),
-            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Gemm" | "PRelu" if from < 7 => {
+            "PRelu"
+                if from < 7
+                    && self.rank(&n.inputs[1]) == Some(1)
+                    && self.rank(&n.inputs[0]).is_some_and(|r| r > 2) =>
+            {
+                // PRelu-6 applies a [C] slope along the channel axis.
+                self.align_at_axis(&mut n, 1)?
+            }
+            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Gemm" if from < 7 => {
                 self.legacy_broadcast(&mut n)?
             }
             "Clip" if from < 11 => {
@@ -287,7 +295,14 @@ impl Upgrader<'_> {
         if bcast == 0 || n.op_type == "Gemm" {
             return Ok(());
         }
-        let Some(axis) = axis else { return Ok(()) }; // suffix alignment = numpy broadcasting
+        match axis {
+            Some(axis) => self.align_at_axis(n, axis),
+            None => Ok(()), // suffix alignment = numpy broadcasting
+        }
+    }
+
+    /// Makes input 1 broadcast against input 0 starting at `axis` (trailing dims of 1 added).
+    fn align_at_axis(&mut self, n: &mut Node, axis: i64) -> Result<(), GraphError> {
         let (Some(ra), Some(rb)) = (self.rank(&n.inputs[0]), self.rank(&n.inputs[1])) else {
             return Err(self.err(
                 n,
