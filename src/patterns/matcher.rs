@@ -12,6 +12,7 @@
 use super::pattern::{Constraint, Form, Link, Pattern, Port};
 use super::query::GraphQuery;
 use crate::graph::{Graph, GraphError, NodeId};
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// What a step of a form was bound to.
@@ -66,6 +67,23 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
         .collect();
     forms.sort_by_key(|&(p, f)| std::cmp::Reverse(patterns[p].forms[f].steps.len()));
 
+    // Readers of each node's output 0, by id: the search follows integer edges, not names.
+    let mut readers: Vec<Vec<(NodeId, usize)>> = vec![Vec::new(); capacity];
+    for &id in &order {
+        if let Some(out) = g.node(id).outputs.first().filter(|o| !o.is_empty()) {
+            for &c in g.consumers(out) {
+                let inputs = &g.node(c).inputs;
+                readers[id].extend(
+                    inputs
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| *v == out)
+                        .map(|(s, _)| (c, s)),
+                );
+            }
+        }
+    }
+    let memo = RefCell::new(HashMap::new());
     let mut claimed = vec![false; capacity];
     let mut found = Vec::new();
     for (p, f) in forms {
@@ -91,6 +109,8 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
                 g,
                 form,
                 claimed: &claimed,
+                readers: &readers,
+                memo: &memo,
             };
             if let Some(steps) = search.run(anchor) {
                 let m = Found {
@@ -114,6 +134,10 @@ struct Search<'a> {
     g: &'a Graph,
     form: &'a Form,
     claimed: &'a [bool],
+    /// Readers (node, slot) of each node's output 0.
+    readers: &'a [Vec<(NodeId, usize)>],
+    /// Predicate results by (node, predicate), shared by every try: forms repeat predicates.
+    memo: &'a RefCell<HashMap<(NodeId, usize), bool>>,
 }
 
 impl Search<'_> {
@@ -166,24 +190,16 @@ impl Search<'_> {
     fn candidates(&self, link: Link, state: &[Bound]) -> Vec<(NodeId, Option<usize>)> {
         match link {
             Link::Anchor => Vec::new(),
-            Link::Consumer { of, slot } => {
-                let Some(src) = self.resolve(of, state) else {
-                    return Vec::new();
-                };
-                let Some(value) = self.g.node(src).outputs.first().filter(|o| !o.is_empty()) else {
-                    return Vec::new();
-                };
-                let mut out = Vec::new();
-                for &c in self.g.consumers(value) {
-                    let inputs = &self.g.node(c).inputs;
-                    for (s, v) in inputs.iter().enumerate() {
-                        if v == value && slot.is_none_or(|want| want == s) {
-                            out.push((c, Some(s)));
-                        }
-                    }
-                }
-                out
-            }
+            Link::Consumer { of, slot } => self
+                .resolve(of, state)
+                .and_then(|src| self.readers.get(src))
+                .map(|uses| {
+                    uses.iter()
+                        .filter(|&&(_, s)| slot.is_none_or(|want| want == s))
+                        .map(|&(c, s)| (c, Some(s)))
+                        .collect()
+                })
+                .unwrap_or_default(),
             Link::Producer { of, slot } => self
                 .resolve(of, state)
                 .and_then(|src| self.g.node(src).input(slot))
@@ -235,7 +251,11 @@ impl Search<'_> {
                     .and_then(|o| self.g.node(o).input(other_slot));
                 node.input(s).is_some() && node.input(s) == other
             }
-            Constraint::Holds(p) => (p.test)(self.g, node),
+            Constraint::Holds(p) => *self
+                .memo
+                .borrow_mut()
+                .entry((id, p.test as usize))
+                .or_insert_with(|| (p.test)(self.g, node)),
         })
     }
 
