@@ -9,7 +9,7 @@
 //! form has a handful of steps, each following one edge), so the whole search is linear in the
 //! graph size for a fixed library, and deterministic (ties broken by node order).
 
-use super::pattern::{Constraint, Form, Link, Pattern, Port};
+use super::pattern::{Constraint, Form, Link, Pattern, Port, Predicate};
 use super::query::GraphQuery;
 use crate::graph::{Graph, GraphError, NodeId};
 use std::cell::RefCell;
@@ -52,12 +52,17 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
     let order = g.topo_order()?;
     let capacity = order.iter().copied().max().map_or(0, |m| m + 1);
     let mut position = vec![usize::MAX; capacity];
+    // Op types interned to small integers: steps compare integers, not strings.
     let mut by_op: HashMap<&str, Vec<NodeId>> = HashMap::new();
+    let mut op_ids: HashMap<&str, u32> = HashMap::new();
+    let mut node_op = vec![u32::MAX; capacity];
     for (pos, &id) in order.iter().enumerate() {
         position[id] = pos;
         let node = g.node(id);
         if node.is_onnx() {
             by_op.entry(node.op_type.as_str()).or_default().push(id);
+            let next = op_ids.len() as u32;
+            node_op[id] = *op_ids.entry(node.op_type.as_str()).or_insert(next);
         }
     }
     let mut forms: Vec<(usize, usize)> = patterns
@@ -83,7 +88,7 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
             }
         }
     }
-    let memo = RefCell::new(HashMap::new());
+    let memo = RefCell::new(vec![Vec::new(); capacity]);
     let mut claimed = vec![false; capacity];
     let mut found = Vec::new();
     for (p, f) in forms {
@@ -91,6 +96,16 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
         let Some(first) = form.steps.first() else {
             continue;
         };
+        let step_ops: Vec<Vec<u32>> = form
+            .steps
+            .iter()
+            .map(|st| {
+                st.ops
+                    .iter()
+                    .filter_map(|op| op_ids.get(op).copied())
+                    .collect()
+            })
+            .collect();
         let mut anchors: Vec<NodeId> = first
             .ops
             .iter()
@@ -108,6 +123,8 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
             let search = Search {
                 g,
                 form,
+                step_ops: &step_ops,
+                node_op: &node_op,
                 claimed: &claimed,
                 readers: &readers,
                 memo: &memo,
@@ -133,11 +150,15 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
 struct Search<'a> {
     g: &'a Graph,
     form: &'a Form,
+    /// Interned op types each step accepts.
+    step_ops: &'a [Vec<u32>],
+    /// Interned op type of each node (`u32::MAX` outside the default domain).
+    node_op: &'a [u32],
     claimed: &'a [bool],
     /// Readers (node, slot) of each node's output 0.
     readers: &'a [Vec<(NodeId, usize)>],
-    /// Predicate results by (node, predicate), shared by every try: forms repeat predicates.
-    memo: &'a RefCell<HashMap<(NodeId, usize), bool>>,
+    /// Predicate results per node, by predicate (shared by every try: forms repeat them).
+    memo: &'a RefCell<Vec<Vec<(usize, bool)>>>,
 }
 
 impl Search<'_> {
@@ -212,9 +233,8 @@ impl Search<'_> {
     /// Whether node `id` can take step `i` (op type, not claimed, not used twice, constraints).
     fn accepts(&self, i: usize, id: NodeId, slot: Option<usize>, state: &[Bound]) -> bool {
         let step = &self.form.steps[i];
-        let node = self.g.node(id);
-        if !node.is_onnx()
-            || !step.ops.contains(&node.op_type.as_str())
+        let op = self.node_op.get(id).copied().unwrap_or(u32::MAX);
+        if !self.step_ops[i].contains(&op)
             || self.claimed.get(id).copied().unwrap_or(true)
             || state
                 .iter()
@@ -222,6 +242,7 @@ impl Search<'_> {
         {
             return false;
         }
+        let node = self.g.node(id);
         let external = external_slot(node, slot);
         step.constraints.iter().all(|c| match *c {
             Constraint::ConstInput(s) => node.input(s).is_some_and(|v| self.g.is_const(v)),
@@ -251,12 +272,26 @@ impl Search<'_> {
                     .and_then(|o| self.g.node(o).input(other_slot));
                 node.input(s).is_some() && node.input(s) == other
             }
-            Constraint::Holds(p) => *self
-                .memo
-                .borrow_mut()
-                .entry((id, p.test as usize))
-                .or_insert_with(|| (p.test)(self.g, node)),
+            Constraint::Holds(p) => self.holds(id, p),
         })
+    }
+
+    /// A predicate's result for a node, computed once.
+    fn holds(&self, id: NodeId, p: Predicate) -> bool {
+        let key = p.test as usize;
+        if let Some(&(_, known)) = self
+            .memo
+            .borrow()
+            .get(id)
+            .and_then(|seen| seen.iter().find(|(k, _)| *k == key))
+        {
+            return known;
+        }
+        let result = (p.test)(self.g, self.g.node(id));
+        if let Some(seen) = self.memo.borrow_mut().get_mut(id) {
+            seen.push((key, result));
+        }
+        result
     }
 
     /// True when every matched node but the group's output node feeds only matched nodes.
