@@ -88,6 +88,14 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
             }
         }
     }
+    let mut const_inputs = vec![0u64; capacity];
+    for &id in &order {
+        for (slot, v) in g.node(id).inputs.iter().enumerate().take(64) {
+            if !v.is_empty() && g.is_const(v) {
+                const_inputs[id] |= 1 << slot;
+            }
+        }
+    }
     let memo = RefCell::new(vec![Vec::new(); capacity]);
     let mut claimed = vec![false; capacity];
     let mut found = Vec::new();
@@ -127,6 +135,7 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
                 node_op: &node_op,
                 claimed: &claimed,
                 readers: &readers,
+                const_inputs: &const_inputs,
                 memo: &memo,
             };
             if let Some(steps) = search.run(anchor) {
@@ -157,6 +166,8 @@ struct Search<'a> {
     claimed: &'a [bool],
     /// Readers (node, slot) of each node's output 0.
     readers: &'a [Vec<(NodeId, usize)>],
+    /// Per node, bit `s` set when input `s` is a constant.
+    const_inputs: &'a [u64],
     /// Predicate results per node, by predicate (shared by every try: forms repeat them).
     memo: &'a RefCell<Vec<Vec<(usize, bool)>>>,
 }
@@ -245,16 +256,16 @@ impl Search<'_> {
         let node = self.g.node(id);
         let external = external_slot(node, slot);
         step.constraints.iter().all(|c| match *c {
-            Constraint::ConstInput(s) => node.input(s).is_some_and(|v| self.g.is_const(v)),
-            Constraint::VarInput(s) => node.input(s).is_some_and(|v| !self.g.is_const(v)),
+            Constraint::ConstInput(s) => node.input(s).is_some() && self.const_input(id, s),
+            Constraint::VarInput(s) => node.input(s).is_some() && !self.const_input(id, s),
             Constraint::InputCount(n) => node.inputs.iter().filter(|v| !v.is_empty()).count() == n,
             Constraint::GraphInput(s) => node.input(s).is_some_and(|v| self.g.is_input(v)),
             Constraint::ExternalConst => external
-                .and_then(|s| node.input(s))
-                .is_some_and(|v| self.g.is_const(v)),
+                .filter(|&s| node.input(s).is_some())
+                .is_some_and(|s| self.const_input(id, s)),
             Constraint::ExternalVar => external
-                .and_then(|s| node.input(s))
-                .is_some_and(|v| !self.g.is_const(v)),
+                .filter(|&s| node.input(s).is_some())
+                .is_some_and(|s| !self.const_input(id, s)),
             Constraint::ExternalFrom(label) => {
                 let value = external.and_then(|s| node.input(s));
                 let from = self
@@ -274,6 +285,18 @@ impl Search<'_> {
             }
             Constraint::Holds(p) => self.holds(id, p),
         })
+    }
+
+    /// Whether input `slot` of node `id` is a constant (precomputed for the first 64 inputs).
+    fn const_input(&self, id: NodeId, slot: usize) -> bool {
+        match self.const_inputs.get(id) {
+            Some(bits) if slot < 64 => bits >> slot & 1 == 1,
+            _ => self
+                .g
+                .node(id)
+                .input(slot)
+                .is_some_and(|v| self.g.is_const(v)),
+        }
     }
 
     /// A predicate's result for a node, computed once.
