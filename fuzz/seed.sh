@@ -14,7 +14,9 @@ fi
 count=0
 # Small files only: libFuzzer mutates whole inputs, and big ones slow every execution down.
 while IFS= read -r -d '' file; do
-    cp "$file" "$corpus/$(basename "$file")"
+    # Many backend test models are all called model.onnx: name each by its path.
+    relative="${file#"$models"/}"
+    cp "$file" "$corpus/${relative//\//_}"
     count=$((count + 1))
 done < <(find "$models" -name '*.onnx' -size -256k -print0)
 echo "seed.sh: copied $count .onnx files from $models into $corpus"

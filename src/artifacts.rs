@@ -13,8 +13,14 @@ use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let name = path.file_name().ok_or_else(|| Error::BadInput(format!("{}: not a file path", path.display())))?;
-    let tmp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::BadInput(format!("{}: not a file path", path.display())))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -38,7 +44,11 @@ impl OutputDir {
     /// Creates (if needed) the directory; `inputs` are files no artifact may replace.
     pub fn create(path: &Path, input: &Path) -> Result<OutputDir, Error> {
         fs::create_dir_all(path).map_err(|e| Error::io(path, "create the output directory", e))?;
-        Ok(OutputDir { path: path.to_path_buf(), inputs: vec![input.to_path_buf()], written: Vec::new() })
+        Ok(OutputDir {
+            path: path.to_path_buf(),
+            inputs: vec![input.to_path_buf()],
+            written: Vec::new(),
+        })
     }
 
     /// The directory.
@@ -62,14 +72,18 @@ impl OutputDir {
     pub fn save_model(&mut self, model: &Model, name: &str) -> Result<PathBuf, Error> {
         let p = self.target(name)?;
         let proto = model.to_proto().map_err(|e| Error::graph(&p, e))?;
-        let opts = onnx::SaveOptions { inputs: self.inputs.clone(), ..Default::default() };
+        let opts = onnx::SaveOptions {
+            inputs: self.inputs.clone(),
+            ..Default::default()
+        };
         onnx::save_model(&proto, &p, &opts)?;
         Ok(p)
     }
 
     /// Writes pretty JSON.
     pub fn write_json<T: Serialize>(&mut self, name: &str, value: &T) -> Result<PathBuf, Error> {
-        let text = serde_json::to_string_pretty(value).map_err(|e| Error::BadInput(format!("{name}: {e}")))?;
+        let text = serde_json::to_string_pretty(value)
+            .map_err(|e| Error::BadInput(format!("{name}: {e}")))?;
         self.write_text(name, &(text + "\n"))
     }
 

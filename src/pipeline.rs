@@ -1,21 +1,39 @@
 //! `trtq build`: the whole pipeline, stage by stage, each writing its artifact.
 //!
 //! Owns: the order of the stages, what each writes into the run's output directory, and the
-//! run summary (`summary.json`). Every input is checked (config, model, normalization) before
-//! the output directory is touched, so bad input writes nothing.
-//! Does not own: any stage's logic (each is a library call of its module).
+//! run summary (`summary.json`). Every input is checked (config, model, normalization, pattern
+//! transform, Q/DQ insertion, calibration data) before the output directory is touched, so bad
+//! input writes nothing. Does not own: any stage's logic (each is a library call).
 
-use crate::config::Config;
+use crate::calib::data::{self as calib_data, ModelInput};
+use crate::calib::{CalibrationResult, Method};
+use crate::config::{Config, Device, Strategy, Typing};
+use crate::evaluate::{CandidateAccuracy, evaluate};
+use crate::exec::CpuBackend;
+use crate::graph::Model;
 use crate::graph::normalize::{NormalizeOptions, NormalizeReport, normalize};
-use crate::{Error, artifacts, ui};
+use crate::patterns::{MatchesFile, PatternMatch, tensorrt, transform};
+use crate::quantize::{
+    QuantConfig, insert_qdq, set_activation_scales, tie_groups, uniform::insert_qdq_uniform,
+};
+use crate::report::{BuiltEngine, NO_TENSORRT, RunReport, Variant, VariantReport, qdq_node_count};
+use crate::trt::driver::{BuildSettings, Trtexec, TypingPolicy};
+use crate::verify::{VerifyGates, verify};
+use crate::{Error, artifacts::OutputDir, ui};
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Overrides of the config given on the command line.
 #[derive(Clone, Debug, Default)]
 pub struct BuildOptions {
     /// Output directory instead of the config's `output_dir`.
     pub out_dir: Option<PathBuf>,
+    /// Calibration device instead of the config's.
+    pub device: Option<Device>,
+    /// Skip the engine stages even when trtexec is available.
+    pub cpu_only: bool,
 }
 
 /// What a run did, as written to `summary.json`.
@@ -31,43 +49,482 @@ pub struct Summary {
     pub output_dir: PathBuf,
     /// Normalization's report.
     pub normalize: NormalizeReport,
+    /// Matches per pattern.
+    pub matches: BTreeMap<String, usize>,
+    /// Nodes no pattern covers, per op type.
+    pub unmatched: BTreeMap<String, usize>,
+    /// Q/DQ node count per strategy.
+    pub qdq_nodes: BTreeMap<String, usize>,
+    /// Calibration: method, samples, passes, seconds, tensors calibrated.
+    pub calibration: CalibrationSummary,
+    /// Accuracy per Q/DQ model against FP32.
+    pub accuracy: BTreeMap<String, CandidateAccuracy>,
+    /// Whether engines were built, and if not why.
+    pub engines: String,
+    /// Gates that failed (the run exits 1 when this is not empty).
+    pub gate_failures: Vec<String>,
     /// Artifacts written, relative to the output directory.
     pub artifacts: Vec<String>,
     /// Warnings the user should read.
     pub warnings: Vec<String>,
 }
 
+/// The calibration part of the summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct CalibrationSummary {
+    /// Method.
+    pub method: String,
+    /// Where the data came from.
+    pub data: String,
+    /// Samples per pass.
+    pub samples: usize,
+    /// Passes over the data.
+    pub passes: usize,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Tensors calibrated.
+    pub tensors: usize,
+    /// Device used.
+    pub device: String,
+}
+
+/// The Q/DQ models of a run, before calibration.
+struct Quantized {
+    fused: Model,
+    matches: Vec<PatternMatch>,
+    unmatched: Vec<String>,
+    pattern: Model,
+    uniform: Option<Model>,
+}
+
+fn quantize_stage(model: &Model, config: &Config) -> Result<Quantized, Error> {
+    let path = &config.model;
+    let qcfg = QuantConfig::from(&config.quantization);
+    if config.target == crate::config::Target::Tensorrt {
+        qcfg.validate_for_tensorrt()
+            .map_err(|e| Error::BadInput(format!("{}: {e}", path.display())))?;
+    }
+    let result = transform(model, &tensorrt::library())
+        .map_err(|e| Error::BadInput(format!("{}: {e}", path.display())))?;
+    let q = |r: Result<Model, crate::quantize::QuantizeError>| {
+        r.map_err(|e| Error::BadInput(format!("{}: {e}", path.display())))
+    };
+    let pattern = q(insert_qdq(&result.model, &result.matches, &qcfg))?;
+    let uniform = (config.compare.uniform || config.quantization.strategy == Strategy::Uniform)
+        .then(|| q(insert_qdq_uniform(&result.model, &qcfg)))
+        .transpose()?;
+    Ok(Quantized {
+        fused: result.model,
+        matches: result.matches,
+        unmatched: result.unmatched,
+        pattern,
+        uniform,
+    })
+}
+
+/// Activation tensors that carry a QuantizeLinear in any of `models` (the ones calibration observes).
+fn observed_tensors(models: &[&Model]) -> Vec<String> {
+    let mut set = BTreeSet::new();
+    for m in models {
+        let g = &m.graph;
+        for id in g.node_ids() {
+            let n = g.node(id);
+            if n.op_type == "QuantizeLinear"
+                && let Some(v) = n.input(0)
+                && g.initializer(v).is_none()
+                && g.producer(v)
+                    .is_none_or(|p| g.node(p).op_type != "DequantizeLinear")
+            {
+                set.insert(v.to_string());
+            }
+        }
+    }
+    set.into_iter().collect()
+}
+
+fn model_inputs(model: &Model) -> Result<Vec<ModelInput>, Error> {
+    let g = &model.graph;
+    g.inputs
+        .iter()
+        .filter(|i| i.name.as_deref().is_some_and(|n| g.is_input(n)))
+        .map(|i| ModelInput::from_value_info(i).map_err(|e| Error::BadInput(e.to_string())))
+        .collect()
+}
+
+fn calibration_device(config: &Config, opts: &BuildOptions) -> Result<&'static str, Error> {
+    match opts.device.unwrap_or(config.calibration.device) {
+        Device::Cpu => Ok("cpu"),
+        Device::Auto => {
+            ui::info("calibration device: cpu (this build of trtq has no CUDA backend; device: auto falls back to the CPU)");
+            Ok("cpu")
+        }
+        Device::Cuda => Err(Error::MissingEnvironment(
+            "calibration.device is cuda, but this trtq was built without the `cuda` feature (no CUDA backend): rebuild with --features cuda, or use device: cpu / auto".into(),
+        )),
+    }
+}
+
 /// Runs `trtq build` for the config at `config_path`.
 pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> {
     let config = Config::load(config_path)?;
-    let out = opts.out_dir.clone().unwrap_or_else(|| config.output_dir.clone());
-    ui::info(format!("trtq build {} → {}", config_path.display(), out.display()));
+    let out = opts
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| config.output_dir.clone());
+    ui::info(format!(
+        "trtq build {} → {}",
+        config_path.display(),
+        out.display()
+    ));
+    let mut warnings = Vec::new();
 
-    // Check every input before writing anything.
+    // Every check on the inputs comes before the first write.
     let mut model = crate::load(&config.model)?;
     let norm_opts = NormalizeOptions {
         opset: i64::from(config.opset),
-        input_shapes: config.inputs.iter().map(|(k, v)| (k.clone(), v.iter().map(|&d| d as i64).collect())).collect(),
+        input_shapes: config
+            .inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.iter().map(|&d| d as i64).collect()))
+            .collect(),
     };
-    let normalize_report = normalize(&mut model, &norm_opts, &crate::fold_evaluator).map_err(|e| Error::graph(&config.model, e))?;
+    let normalize_report = normalize(&mut model, &norm_opts, &crate::fold_evaluator)
+        .map_err(|e| Error::graph(&config.model, e))?;
     ui::info(format!(
         "normalize: opset {} → {}, {} → {} nodes",
-        normalize_report.from_opset, normalize_report.to_opset, normalize_report.nodes_before, normalize_report.nodes_after
+        normalize_report.from_opset,
+        normalize_report.to_opset,
+        normalize_report.nodes_before,
+        normalize_report.nodes_after
     ));
+    let q = quantize_stage(&model, &config)?;
+    ui::info(format!(
+        "transform: {} matches, {} nodes unmatched",
+        q.matches.len(),
+        q.unmatched.len()
+    ));
+    let device = calibration_device(&config, opts)?;
+    let inputs = model_inputs(&q.fused)?;
+    let batch = match config.calibration.batch_size {
+        crate::config::BatchSize::Fixed(n) => n,
+        crate::config::BatchSize::Auto => crate::config::BatchSize::CPU_AUTO,
+    };
+    let calib_source = &config.calibration.data;
+    let open_calib = || {
+        calib_data::open(
+            calib_source,
+            &inputs,
+            batch,
+            config.calibration.max_samples,
+            0,
+        )
+    };
+    drop(open_calib().map_err(|e| Error::BadInput(e.to_string()))?);
+    if config.calibration_is_synthetic() {
+        let w = "calibration data is synthetic (uniform random in [0, 1)): the scales are only good for latency work, not for accuracy".to_string();
+        ui::warn(&w);
+        warnings.push(w);
+    }
 
-    let mut run = artifacts::OutputDir::create(&out, &config.model)?;
+    let mut run = OutputDir::create(&out, &config.model)?;
     run.save_model(&model, "model.normalized.onnx")?;
+    run.save_model(&q.fused, "model.fused.onnx")?;
+
+    // Calibration on the fused FP32 model, observing every tensor that gets a Q/DQ.
+    let method = calib_method(&config)?;
+    let mut q_models: Vec<&Model> = vec![&q.pattern];
+    q_models.extend(q.uniform.as_ref());
+    let tensors = observed_tensors(&q_models);
+    let groups = if config.quantization.tie_groups {
+        tie_groups(&q.pattern)
+    } else {
+        Vec::new()
+    };
+    let mut backend = CpuBackend::with_model(&q.fused)
+        .map_err(|e| Error::BadInput(format!("{}: {e}", config.model.display())))?;
+    let bar = crate::progress::Progress::new(config.calibration.max_samples as u64, "calibrate");
+    let calib: CalibrationResult = crate::calib::calibrate(
+        &mut backend,
+        &mut || open_calib(),
+        &tensors,
+        &groups,
+        method,
+        &|pass, n| bar.set(pass, n as u64),
+    )
+    .map_err(|e| Error::BadInput(format!("calibration: {e}")))?;
+    bar.finish();
+    for (t, s) in &calib.tensors {
+        for w in &s.warnings {
+            let w = format!("tensor '{t}': {w}");
+            ui::warn(&w);
+            warnings.push(w);
+        }
+    }
+    ui::info(format!(
+        "calibrate: {} tensors, {} samples × {} pass(es), {:.1} s ({})",
+        tensors.len(),
+        calib.samples,
+        calib.passes,
+        calib.seconds,
+        method.name()
+    ));
+    let amax = calib.amax_map();
+    let mut pattern = q.pattern;
+    set_activation_scales(&mut pattern, &amax).map_err(|e| Error::BadInput(e.to_string()))?;
+    let mut uniform = q.uniform;
+    if let Some(u) = uniform.as_mut() {
+        set_activation_scales(u, &amax).map_err(|e| Error::BadInput(e.to_string()))?;
+    }
+    let matches_file = MatchesFile {
+        matches: q.matches.clone(),
+        unmatched: q.unmatched.clone(),
+        tie_groups: groups.clone(),
+    };
+    run.write_json("matches.json", &matches_file)?;
+    run.save_model(&pattern, "model.qdq.onnx")?;
+    if let Some(u) = &uniform {
+        run.save_model(u, "model.uniform.qdq.onnx")?;
+    }
+    run.write_json("calib.json", &calib)?;
+
+    // Accuracy on the evaluation split (or the calibration data).
+    let (eval_source, eval_max) = match &config.evaluation {
+        Some(e) => (&e.data, e.max_samples),
+        None => (calib_source, config.calibration.max_samples),
+    };
+    let mut eval_data = calib_data::open(eval_source, &inputs, batch, eval_max, 0)
+        .map_err(|e| Error::BadInput(e.to_string()))?;
+    let mut candidates: Vec<(&str, &Model)> = vec![(Variant::PatternInt8.key(), &pattern)];
+    if let Some(u) = &uniform {
+        candidates.push((Variant::UniformInt8.key(), u));
+    }
+    let accuracy = evaluate(&q.fused, &candidates, eval_data.as_mut())
+        .map_err(|e| Error::BadInput(format!("evaluation: {e}")))?;
+    run.write_json("accuracy.json", &accuracy)?;
+    for (k, a) in &accuracy {
+        ui::info(format!(
+            "accuracy {k}: SQNR {:.2} dB, cosine {:.5}",
+            a.overall.sqnr_db, a.overall.cosine
+        ));
+    }
+
+    // Engines, verification and the report.
+    let product = match config.quantization.strategy {
+        Strategy::Pattern => Variant::PatternInt8,
+        Strategy::Uniform => Variant::UniformInt8,
+    };
+    let mut report = RunReport::new(
+        config.model.display().to_string(),
+        inputs
+            .first()
+            .and_then(|i| i.dims.first())
+            .map_or(1, |&d| d.max(1) as usize),
+        product,
+    );
+    report.min_sqnr_db = config.verify.min_sqnr_db;
+    let variant_models: Vec<(Variant, Option<&Model>)> = vec![
+        (Variant::Fp16, config.compare.fp16.then_some(&q.fused)),
+        (Variant::UniformInt8, uniform.as_ref()),
+        (Variant::PatternInt8, Some(&pattern)),
+    ];
+    let engines = engine_stage(
+        &config,
+        opts,
+        &mut run,
+        &variant_models,
+        &matches_file,
+        &accuracy,
+        &mut report,
+        &mut warnings,
+    )?;
+    report.warnings = warnings.clone();
+    if let Some(baseline) = &config.report.baseline {
+        let base =
+            crate::report::RunReport::load(baseline).map_err(|e| Error::BadInput(e.to_string()))?;
+        report.comparison = Some(crate::report::compare(
+            &base,
+            &report,
+            config.report.max_latency_regression_pct,
+        ));
+    }
+    for format in &config.report.formats {
+        let text =
+            crate::report::render(&report, *format).map_err(|e| Error::BadInput(e.to_string()))?;
+        run.write_text(crate::report::file_name(*format), &text)?;
+    }
+    let mut gate_failures = report.gate_failures();
+    if let Some(c) = &report.comparison {
+        gate_failures.extend(c.failures().map(|f| format!("compare: {f:?}")));
+    }
 
     let mut summary = Summary {
         trtq_version: env!("CARGO_PKG_VERSION"),
         config_file: config_path.to_path_buf(),
-        config,
         output_dir: out,
         normalize: normalize_report,
+        matches: count_by(q.matches.iter().map(|m| m.pattern.clone())),
+        unmatched: count_by(q.unmatched.iter().filter_map(|n| {
+            model
+                .graph
+                .find(n)
+                .map(|id| model.graph.node(id).op_type.clone())
+        })),
+        qdq_nodes: candidates
+            .iter()
+            .map(|(k, m)| (k.to_string(), qdq_node_count(m)))
+            .collect(),
+        calibration: CalibrationSummary {
+            method: calib.method.clone(),
+            data: format!("{:?}", config.calibration.data),
+            samples: calib.samples,
+            passes: calib.passes,
+            seconds: calib.seconds,
+            tensors: calib.tensors.len(),
+            device: device.into(),
+        },
+        accuracy,
+        engines,
+        gate_failures,
         artifacts: Vec::new(),
-        warnings: Vec::new(),
+        warnings,
+        config,
     };
     summary.artifacts = run.written().to_vec();
+    summary.artifacts.push("summary.json".into());
     run.write_json("summary.json", &summary)?;
     Ok(summary)
+}
+
+/// The calibration method of the config.
+fn calib_method(config: &Config) -> Result<Method, Error> {
+    use crate::config::CalibMethod;
+    Ok(match config.calibration.method {
+        CalibMethod::Max => Method::Max,
+        CalibMethod::Entropy => Method::Entropy,
+        CalibMethod::Mse => Method::Mse,
+        CalibMethod::Percentile => Method::Percentile(
+            crate::calib::Percentile::new(config.calibration.percentile)
+                .map_err(|e| Error::BadInput(e.to_string()))?,
+        ),
+    })
+}
+
+fn count_by(items: impl Iterator<Item = String>) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for i in items {
+        *m.entry(i).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Builds each variant's engine with trtexec (when present), verifies it, and fills the report.
+/// Returns a line saying what happened.
+#[allow(clippy::too_many_arguments)]
+fn engine_stage(
+    config: &Config,
+    opts: &BuildOptions,
+    run: &mut OutputDir,
+    variants: &[(Variant, Option<&Model>)],
+    matches: &MatchesFile,
+    accuracy: &BTreeMap<String, CandidateAccuracy>,
+    report: &mut RunReport,
+    warnings: &mut Vec<String>,
+) -> Result<String, Error> {
+    let trtexec = if opts.cpu_only {
+        Err("--cpu given".to_string())
+    } else {
+        Trtexec::open(&config.tensorrt.trtexec.to_string_lossy()).map_err(|e| e.to_string())
+    };
+    let reason = match &trtexec {
+        Ok(t) => format!(
+            "built with TensorRT {} ({})",
+            t.version(),
+            t.path().display()
+        ),
+        Err(e) if config.tensorrt.required => {
+            return Err(Error::MissingEnvironment(format!(
+                "tensorrt.required is true but engines cannot be built: {e}"
+            )));
+        }
+        Err(e) => {
+            let w =
+                format!("engine stages skipped: {e}; the report has no latency (CPU-only mode)");
+            ui::warn(&w);
+            warnings.push(w);
+            format!("not built: {e}")
+        }
+    };
+    let settings = BuildSettings {
+        typing: match config.tensorrt.typing {
+            Typing::StronglyTyped => TypingPolicy::StronglyTyped,
+            Typing::Weak => TypingPolicy::Weak,
+        },
+        shapes: config.inputs.clone(),
+        workspace_mib: Some(config.tensorrt.workspace_mib),
+        builder_optimization_level: config.tensorrt.builder_optimization_level,
+        timing_cache: config.tensorrt.timing_cache.clone(),
+        extra_args: config.tensorrt.extra_args.clone(),
+        timeout: Duration::from_secs(config.tensorrt.timeout_s),
+    };
+    let matches_text = matches
+        .to_json()
+        .map_err(|e| Error::BadInput(e.to_string()))?;
+    let verify_matches =
+        crate::verify::MatchesFile::parse(&matches_text, &run.path().join("matches.json"))
+            .map_err(|e| Error::BadInput(e.to_string()))?;
+    let gates = VerifyGates {
+        fail_on_broken_fusion: config.verify.fail_on_broken_fusion,
+        fail_on_unfused_qdq: config.verify.fail_on_unfused_qdq,
+        max_reformat_layers: config.verify.max_reformat_layers as usize,
+        max_reformat_time_pct: config.verify.max_reformat_time_pct,
+        fail_on_precision: config.verify.fail_on_precision,
+    };
+    report.tensorrt = trtexec.as_ref().ok().map(|t| t.version().to_string());
+    for (variant, model) in variants {
+        let Some(model) = model else { continue };
+        let mut entry = match &trtexec {
+            Err(_) => VariantReport::not_built(*variant, NO_TENSORRT),
+            Ok(t) => {
+                // Strongly typed builds run float regions in the ONNX file's type: convert them
+                // to FP16 identically for every variant, so only placement differs.
+                let onnx_name = format!("{}.trt.onnx", variant.key());
+                let to_build = if settings.typing == TypingPolicy::StronglyTyped {
+                    crate::quantize::fp16::convert_float_to_fp16(model, &Default::default())
+                        .map_err(|e| Error::graph(&config.model, e))?
+                        .0
+                } else {
+                    (*model).clone()
+                };
+                let onnx = run.save_model(&to_build, &onnx_name)?;
+                let built = t
+                    .build(&onnx, run.path(), variant.key(), &settings)
+                    .map_err(|e| {
+                        if e.is_missing_environment() {
+                            Error::MissingEnvironment(e.to_string())
+                        } else {
+                            Error::CheckFailed(e.to_string())
+                        }
+                    })?;
+                let engine_bytes = std::fs::metadata(&built.files.engine).ok().map(|m| m.len());
+                let use_matches = (*variant == Variant::PatternInt8).then_some(&verify_matches);
+                let outcome = verify(&built.report, use_matches, &gates);
+                let batch = report.batch_size;
+                VariantReport::built(
+                    *variant,
+                    BuiltEngine::from_engine(
+                        &built.report,
+                        use_matches,
+                        &outcome,
+                        batch,
+                        engine_bytes,
+                    ),
+                )
+            }
+        };
+        entry.qdq_nodes = Some(qdq_node_count(model));
+        entry.accuracy = accuracy.get(variant.key()).map(|a| a.overall.clone());
+        report.variants.retain(|v| v.variant != *variant);
+        report.variants.push(entry);
+    }
+    Ok(reason)
 }

@@ -14,7 +14,15 @@ use trtq::onnx::proto::ModelProto;
 use trtq::onnx::{ExternalData, SaveOptions, decode_model, load_model, save_model};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(dir) = tempfile::tempdir() else {
+    // tmpfs when there is one: save_model syncs every file, which on a disk costs more than the
+    // whole rest of an execution.
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    };
+    let Ok(dir) = dir else {
         return;
     };
     let input = dir.path().join("input.onnx");
@@ -44,7 +52,8 @@ fuzz_target!(|data: &[u8]| {
         ..SaveOptions::default()
     };
     if save_model(&model, &external, &always).is_ok() {
-        let loaded = load_model(&external).expect("a model trtq saved with external data must load");
+        let loaded =
+            load_model(&external).expect("a model trtq saved with external data must load");
         assert!(
             raw_data_of_initializers(&loaded) == raw_data_of_initializers(&model),
             "external save → load changed initializer bytes"

@@ -37,7 +37,11 @@ impl Plan {
     pub fn new(model: &Model) -> Result<Plan, ExecError> {
         let graph = &model.graph;
         let order = graph.topo_order()?;
-        let outputs: Vec<String> = graph.outputs.iter().filter_map(|o| o.name.clone()).collect();
+        let outputs: Vec<String> = graph
+            .outputs
+            .iter()
+            .filter_map(|o| o.name.clone())
+            .collect();
         let inputs: Vec<String> = graph
             .inputs
             .iter()

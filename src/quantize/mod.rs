@@ -15,6 +15,7 @@
 //! zero point `<tensor>_zero_point`. Activation scales are placeholders (1.0) until calibration
 //! calls [`set_activation_scales`]; the model's metadata key [`SCALES_KEY`] says which.
 
+pub mod fp16;
 mod insert;
 mod plan;
 mod scales;

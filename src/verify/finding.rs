@@ -3,10 +3,10 @@
 //! Owns the finding's fields and their serialized names. It does not decide which findings exist
 //! (the checks do) nor whether the build passes (the gates do).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a finding is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// The nodes of one pattern match ended up in more than one engine layer.
@@ -21,7 +21,7 @@ pub enum FindingKind {
 
 /// How much a finding matters: `Error` fails the build (its gate is on), `Warning` is reported but
 /// gated off, `Info` is expected behaviour explained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Expected; explained, never fails.
@@ -33,7 +33,7 @@ pub enum Severity {
 }
 
 /// One check result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     /// What the finding is about.
     pub kind: FindingKind,

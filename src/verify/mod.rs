@@ -13,7 +13,7 @@ mod gates;
 mod matches;
 mod text;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::trt::report::EngineReport;
 
@@ -23,7 +23,7 @@ pub use gates::VerifyGates;
 pub use matches::{MatchRecord, MatchesError, MatchesFile};
 
 /// The `summary` object of the verify JSON (DESIGN.md "Artifacts"; field names are a contract).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Engine layers (all, NoOps included).
     pub layers: usize,

@@ -33,7 +33,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 def default_binary() -> pathlib.Path:
     """TRTQ_BIN, else the release build, else the debug build if only that exists."""
     if "TRTQ_BIN" in os.environ:
-        return pathlib.Path(os.environ["TRTQ_BIN"])
+        return pathlib.Path(os.environ["TRTQ_BIN"]).absolute()  # tests run it from other folders
     release, debug = (REPO_ROOT / "target" / profile / "trtq" for profile in ("release", "debug"))
     return debug if debug.is_file() and not release.is_file() else release
 

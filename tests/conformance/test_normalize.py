@@ -2,8 +2,8 @@
 config's concrete input shapes, opset upgrade to 17) without changing what it computes.
 
 For the demo model, every fetched model and torchvision exports if present:
-- DIR/model.normalized.onnx and DIR/summary.json are written; the model is at opset 17 (or
-  its own opset where that is higher: an upgrade never goes down);
+- DIR/model.normalized.onnx and DIR/summary.json are written; the model is at the config's
+  opset: 17, or the model's own where that is higher (trtq upgrades, never downgrades);
 - onnx.checker.check_model(full_check=True) passes;
 - onnxruntime outputs match the original's on fixed inputs within 1e-5 relative, with this
   formula per element: |n - o| <= 1e-5 * |o| + 1e-5 * max|o|, where o is the original output,
@@ -60,6 +60,17 @@ class BuildRun:
         return self.normalized
 
 
+def default_opset(model: onnx.ModelProto) -> int | None:
+    """The model's ai.onnx opset version."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def expected_opset(original: onnx.ModelProto) -> int:
+    """The opset the build config asks for: 17, or the model's own where that is higher (PyTorch's
+    dynamo exporter leaves opset 18, and trtq upgrades, never downgrades)."""
+    return max(TARGET_OPSET, default_opset(original) or 0)
+
+
 @pytest.fixture(scope="module")
 def build_once(trtq, tmp_path_factory):
     """Build each model once per module with a generated config; tests share the output."""
@@ -68,9 +79,10 @@ def build_once(trtq, tmp_path_factory):
     def build(case):
         if case.id not in done:
             work = tmp_path_factory.mktemp("build")
-            shapes = concrete_shapes(case, onnx.load(case.path, load_external_data=False))
+            original = onnx.load(case.path, load_external_data=False)
+            shapes = concrete_shapes(case, original)
             config = work / "config.yaml"
-            write_build_config(config, case.path, shapes, opset=TARGET_OPSET)
+            write_build_config(config, case.path, shapes, opset=expected_opset(original))
             out_dir = work / "out"
             done[case.id] = BuildRun(trtq("build", config, "--out", out_dir), out_dir, shapes)
         return done[case.id]
@@ -111,19 +123,11 @@ def test_build_writes_normalized_model_and_summary(case, build_once):
     assert isinstance(summary, dict) and summary, "summary.json is not a non-empty JSON object"
 
 
-def default_opset(model: onnx.ModelProto) -> int | None:
-    """The model's ai.onnx opset version."""
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-
-
 @pytest.mark.parametrize("case", model_params(CASES))
 def test_normalized_model_is_at_target_opset(case, build_once):
     case = require_model(case)
     normalized = onnx.load(build_once(case).require_success(), load_external_data=False)
-    original = default_opset(onnx.load(case.path, load_external_data=False))
-    # An upgrade never goes down: a model already above the target (PyTorch's dynamo exporter
-    # leaves opset 18) keeps its opset.
-    expected = max(TARGET_OPSET, original or 0)
+    expected = expected_opset(onnx.load(case.path, load_external_data=False))
     assert default_opset(normalized) == expected, f"opset imports {normalized.opset_import}"
 
 

@@ -8,8 +8,8 @@
 use super::eval_node;
 use crate::exec::{Backend, ExecError, Observer, Plan};
 use crate::graph::{Model, Tensor};
-use crate::onnx::proto::type_proto;
 use crate::onnx::proto::tensor_shape_proto::dimension;
+use crate::onnx::proto::type_proto;
 use std::collections::HashMap;
 
 /// A declared graph input: element type and dims (`None` = symbolic or unknown).
@@ -75,7 +75,10 @@ impl CpuBackend {
         }
         if let Some(dims) = &decl.dims {
             let fits = dims.len() == t.shape().len()
-                && dims.iter().zip(t.shape()).all(|(d, &s)| d.is_none_or(|d| d == s));
+                && dims
+                    .iter()
+                    .zip(t.shape())
+                    .all(|(d, &s)| d.is_none_or(|d| d == s));
             if !fits {
                 return Err(mismatch(format!(
                     "shape {:?} given, the graph declares {:?} (None = any)",
@@ -138,9 +141,9 @@ impl Backend for CpuBackend {
         let mut live: HashMap<String, Tensor> = HashMap::new();
         let mut live_bytes = 0usize;
         for name in &plan.inputs {
-            let t = inputs.remove(name).ok_or_else(|| ExecError::MissingInput {
-                name: name.clone(),
-            })?;
+            let t = inputs
+                .remove(name)
+                .ok_or_else(|| ExecError::MissingInput { name: name.clone() })?;
             self.check_input(name, &t)?;
             if observer.wants(name) {
                 observer.observe(name, &t);
@@ -178,7 +181,9 @@ impl Backend for CpuBackend {
                             .ok_or_else(|| ExecError::InvalidNode {
                                 node: node.name.clone(),
                                 op: node.op_type.clone(),
-                                message: format!("input '{v}' has no value (freed or never computed)"),
+                                message: format!(
+                                    "input '{v}' has no value (freed or never computed)"
+                                ),
                             })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -218,5 +223,125 @@ impl Backend for CpuBackend {
             result.insert(name.clone(), t);
         }
         Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::NoObserver;
+    use crate::onnx::proto::{
+        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
+        ValueInfoProto, tensor_shape_proto,
+    };
+    use ndarray::{ArrayD, IxDyn};
+
+    fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
+        ValueInfoProto {
+            name: Some(name.into()),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: Some(1),
+                    shape: Some(TensorShapeProto {
+                        dim: dims
+                            .iter()
+                            .map(|&d| tensor_shape_proto::Dimension {
+                                value: Some(dimension::Value::DimValue(d)),
+                                denotation: None,
+                            })
+                            .collect(),
+                    }),
+                })),
+                denotation: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// x -> Relu -> a -> Neg -> b -> Relu -> y, all [n] float.
+    fn chain(n: i64, last_op: &str) -> Model {
+        let node = |op: &str, i: &str, o: &str| NodeProto {
+            op_type: Some(op.into()),
+            name: Some(format!("{op}_{o}")),
+            input: vec![i.into()],
+            output: vec![o.into()],
+            ..Default::default()
+        };
+        let graph = GraphProto {
+            node: vec![
+                node("Relu", "x", "a"),
+                node("Neg", "a", "b"),
+                node(last_op, "b", "y"),
+            ],
+            input: vec![value("x", &[n])],
+            output: vec![value("y", &[n])],
+            ..Default::default()
+        };
+        Model::from_proto(ModelProto {
+            graph: Some(graph),
+            opset_import: vec![OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(17),
+            }],
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    fn input(n: usize) -> HashMap<String, Tensor> {
+        let x = ArrayD::from_shape_vec(IxDyn(&[n]), (0..n).map(|i| i as f32 - 5.0).collect());
+        HashMap::from([("x".to_string(), Tensor::F32(x.unwrap()))])
+    }
+
+    struct Recorder(Vec<(String, usize)>);
+    impl Observer for Recorder {
+        fn wants(&self, value: &str) -> bool {
+            value != "b"
+        }
+        fn observe(&mut self, value: &str, t: &Tensor) {
+            self.0.push((value.to_string(), t.len()));
+        }
+    }
+
+    #[test]
+    fn intermediates_are_freed_and_observed() {
+        let mut b = CpuBackend::with_model(&chain(1000, "Relu")).unwrap();
+        let mut rec = Recorder(Vec::new());
+        let out = b.run(input(1000), &mut rec).unwrap();
+        let y = out["y"].as_f32().unwrap();
+        assert_eq!(
+            y.iter().filter(|&&v| v != 0.0).count(),
+            0,
+            "relu(-relu(x)) is 0"
+        );
+        // Never more than two [1000] f32 tensors alive at once (the sum would be 4 of them).
+        assert_eq!(b.peak_live_bytes(), 2 * 4000);
+        let seen: Vec<&str> = rec.0.iter().map(|(v, _)| v.as_str()).collect();
+        assert_eq!(seen, vec!["x", "a", "y"]);
+    }
+
+    #[test]
+    fn bad_inputs_and_ops_are_named() {
+        let mut b = CpuBackend::with_model(&chain(4, "Relu")).unwrap();
+        let err = b.run(HashMap::new(), &mut NoObserver).unwrap_err();
+        assert!(matches!(err, ExecError::MissingInput { ref name } if name == "x"));
+        let mut extra = input(4);
+        extra.insert("z".into(), Tensor::from_i64s(vec![1]));
+        assert!(matches!(
+            b.run(extra, &mut NoObserver),
+            Err(ExecError::UnknownInput { .. })
+        ));
+        let wrong_shape = input(5);
+        assert!(matches!(
+            b.run(wrong_shape, &mut NoObserver),
+            Err(ExecError::InputMismatch { .. })
+        ));
+        let mut b = CpuBackend::with_model(&chain(4, "NoSuchOp")).unwrap();
+        let err = b.run(input(4), &mut NoObserver).unwrap_err();
+        assert!(err.to_string().contains("NoSuchOp_y") && err.to_string().contains("NoSuchOp"));
+        assert!(matches!(
+            CpuBackend::new().run(input(4), &mut NoObserver),
+            Err(ExecError::NotPrepared)
+        ));
     }
 }

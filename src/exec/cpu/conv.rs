@@ -8,22 +8,31 @@
 
 use super::gemm::{Mat, matmul_into};
 use super::window::Window;
-use super::{Ctx, OpResult, array, invalid, to_vec, typed};
+use super::{Ctx, OpResult, array, contiguous, invalid, typed};
 use crate::graph::{Attributes, Tensor};
 use rayon::prelude::*;
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// Floats per im2col tile (4 MiB): large enough for efficient GEMMs, small enough to stay in
+/// cache and to be reused by the allocator.
+const COL_TILE_FLOATS: usize = 1 << 20;
 
 /// Operands of a convolution after validation: data in row-major order.
-struct ConvArgs {
+struct ConvArgs<'a> {
     batch: usize,
     in_channels: usize,
     out_channels: usize,
     group: usize,
-    x: Vec<f32>,
-    w: Vec<f32>,
-    bias: Option<Vec<f32>>,
+    x: Cow<'a, [f32]>,
+    w: Cow<'a, [f32]>,
+    bias: Option<Cow<'a, [f32]>>,
 }
 
-fn conv_args(ctx: &Ctx, transpose: bool) -> OpResult<(ConvArgs, Vec<usize>, Vec<usize>)> {
+fn conv_args<'a>(
+    ctx: &Ctx<'a>,
+    transpose: bool,
+) -> OpResult<(ConvArgs<'a>, Vec<usize>, Vec<usize>)> {
     let x = ctx.f32_input(0)?;
     let w = ctx.f32_input(1)?;
     if x.ndim() < 3 || w.ndim() != x.ndim() {
@@ -59,6 +68,12 @@ fn conv_args(ctx: &Ctx, transpose: bool) -> OpResult<(ConvArgs, Vec<usize>, Vec<
         w.shape()[0]
     };
     let kernel = w.shape()[2..].to_vec();
+    if kernel.contains(&0) {
+        return Err(invalid(format!(
+            "W {:?} has an empty kernel dim",
+            w.shape()
+        )));
+    }
     if let Some(ks) = ctx.node.attr_ints("kernel_shape")
         && ks.iter().map(|&k| k as usize).ne(kernel.iter().copied())
     {
@@ -76,7 +91,7 @@ fn conv_args(ctx: &Ctx, transpose: bool) -> OpResult<(ConvArgs, Vec<usize>, Vec<
                     b.len()
                 )));
             }
-            Some(to_vec(b))
+            Some(contiguous(b))
         }
         None => None,
     };
@@ -87,8 +102,8 @@ fn conv_args(ctx: &Ctx, transpose: bool) -> OpResult<(ConvArgs, Vec<usize>, Vec<
             in_channels,
             out_channels,
             group,
-            x: to_vec(x),
-            w: to_vec(w),
+            x: contiguous(x),
+            w: contiguous(w),
             bias,
         },
         spatial,
@@ -96,30 +111,31 @@ fn conv_args(ctx: &Ctx, transpose: bool) -> OpResult<(ConvArgs, Vec<usize>, Vec<
     ))
 }
 
-/// Fills one im2col row (input channel plane `plane`, kernel offset `k`) over all outputs.
-fn im2col_row(win: &Window, plane: &[f32], k: [usize; 3], row: &mut [f32]) {
+/// Fills one im2col row (input channel plane `plane`, kernel offset `k`) for the output rows
+/// `out_rows` (flattened (d, h) indices; each spans the whole output width).
+fn im2col_row(win: &Window, plane: &[f32], k: [usize; 3], out_rows: Range<usize>, row: &mut [f32]) {
     let [_, i1, i2] = win.input;
     let [_, o1, o2] = win.output;
-    for od in 0..win.output[0] {
-        let id = win.source(0, od, k[0]);
-        for oh in 0..o1 {
-            let seg = &mut row[(od * o1 + oh) * o2..][..o2];
-            let ih = win.source(1, oh, k[1]);
-            let (Some(id), Some(ih)) = (id, ih) else {
-                seg.fill(0.0);
-                continue;
-            };
-            let src = &plane[(id * i1 + ih) * i2..][..i2];
-            let valid = win.valid_outputs(2, k[2]);
-            seg[..valid.start].fill(0.0);
-            seg[valid.end..].fill(0.0);
-            let first = valid.start * win.strides[2] + k[2] * win.dilations[2] - win.pad_begin[2];
-            if win.strides[2] == 1 {
-                seg[valid.clone()].copy_from_slice(&src[first..first + valid.len()]);
-            } else {
-                for (j, ow) in valid.enumerate() {
-                    seg[ow] = src[first + j * win.strides[2]];
-                }
+    let valid = win.valid_outputs(2, k[2]);
+    for (r, seg) in out_rows.zip(row.chunks_mut(o2)) {
+        let (od, oh) = (r / o1, r % o1);
+        let (Some(id), Some(ih)) = (win.source(0, od, k[0]), win.source(1, oh, k[1])) else {
+            seg.fill(0.0);
+            continue;
+        };
+        if valid.is_empty() {
+            seg.fill(0.0);
+            continue;
+        }
+        let src = &plane[(id * i1 + ih) * i2..][..i2];
+        seg[..valid.start].fill(0.0);
+        seg[valid.end..].fill(0.0);
+        let first = valid.start * win.strides[2] + k[2] * win.dilations[2] - win.pad_begin[2];
+        if win.strides[2] == 1 {
+            seg[valid.clone()].copy_from_slice(&src[first..first + valid.len()]);
+        } else {
+            for (j, ow) in valid.clone().enumerate() {
+                seg[ow] = src[first + j * win.strides[2]];
             }
         }
     }
@@ -140,38 +156,44 @@ fn depthwise(args: &ConvArgs, win: &Window, out: &mut [f32]) {
     let offsets = kernel_offsets(win);
     let [_, i1, i2] = win.input;
     let [_, o1, o2] = win.output;
-    out.par_chunks_mut(os).enumerate().for_each(|(plane_idx, dst)| {
-        let (n, m) = (plane_idx / args.out_channels, plane_idx % args.out_channels);
-        let c = m / per_group;
-        let src = &args.x[(n * args.in_channels + c) * is..][..is];
-        let weights = &args.w[m * ks..][..ks];
-        dst.fill(args.bias.as_ref().map_or(0.0, |b| b[m]));
-        for (&wv, k) in weights.iter().zip(&offsets) {
-            let cols = win.valid_outputs(2, k[2]);
-            if cols.is_empty() {
-                continue;
-            }
-            let first = cols.start * win.strides[2] + k[2] * win.dilations[2] - win.pad_begin[2];
-            for od in win.valid_outputs(0, k[0]) {
-                let id = od * win.strides[0] + k[0] * win.dilations[0] - win.pad_begin[0];
-                for oh in win.valid_outputs(1, k[1]) {
-                    let ih = oh * win.strides[1] + k[1] * win.dilations[1] - win.pad_begin[1];
-                    let in_row = &src[(id * i1 + ih) * i2..][..i2];
-                    let out_row = &mut dst[(od * o1 + oh) * o2..][..o2];
-                    if win.strides[2] == 1 {
-                        let len = cols.len();
-                        for (o, &v) in out_row[cols.clone()].iter_mut().zip(&in_row[first..first + len]) {
-                            *o += wv * v;
-                        }
-                    } else {
-                        for (j, ow) in cols.clone().enumerate() {
-                            out_row[ow] += wv * in_row[first + j * win.strides[2]];
+    out.par_chunks_mut(os)
+        .enumerate()
+        .for_each(|(plane_idx, dst)| {
+            let (n, m) = (plane_idx / args.out_channels, plane_idx % args.out_channels);
+            let c = m / per_group;
+            let src = &args.x[(n * args.in_channels + c) * is..][..is];
+            let weights = &args.w[m * ks..][..ks];
+            dst.fill(args.bias.as_ref().map_or(0.0, |b| b[m]));
+            for (&wv, k) in weights.iter().zip(&offsets) {
+                let cols = win.valid_outputs(2, k[2]);
+                if cols.is_empty() {
+                    continue;
+                }
+                let first =
+                    cols.start * win.strides[2] + k[2] * win.dilations[2] - win.pad_begin[2];
+                for od in win.valid_outputs(0, k[0]) {
+                    let id = od * win.strides[0] + k[0] * win.dilations[0] - win.pad_begin[0];
+                    for oh in win.valid_outputs(1, k[1]) {
+                        let ih = oh * win.strides[1] + k[1] * win.dilations[1] - win.pad_begin[1];
+                        let in_row = &src[(id * i1 + ih) * i2..][..i2];
+                        let out_row = &mut dst[(od * o1 + oh) * o2..][..o2];
+                        if win.strides[2] == 1 {
+                            let len = cols.len();
+                            for (o, &v) in out_row[cols.clone()]
+                                .iter_mut()
+                                .zip(&in_row[first..first + len])
+                            {
+                                *o += wv * v;
+                            }
+                        } else {
+                            for (j, ow) in cols.clone().enumerate() {
+                                out_row[ow] += wv * in_row[first + j * win.strides[2]];
+                            }
                         }
                     }
                 }
             }
-        }
-    });
+        });
 }
 
 fn conv(ctx: &Ctx) -> OpResult<Tensor> {
@@ -189,32 +211,58 @@ fn conv(ctx: &Ctx) -> OpResult<Tensor> {
             && win.pad_begin == [0, 0, 0]
             && win.pad_end == [0, 0, 0];
         let rows = cg * ks;
-        let mut col = if pointwise { Vec::new() } else { vec![0.0f32; rows * os] };
         let offsets = kernel_offsets(&win);
+        // im2col in tiles of whole output rows, so the column buffer stays cache-sized
+        // (a full im2col of a large feature map is tens of MB of page faults per call).
+        let out_rows = win.output[0] * win.output[1];
+        let width = win.output[2];
+        let tile_rows = if pointwise {
+            out_rows
+        } else {
+            (COL_TILE_FLOATS / (rows * width).max(1)).clamp(1, out_rows.max(1))
+        };
+        let mut col = vec![
+            0.0f32;
+            if pointwise {
+                0
+            } else {
+                rows * tile_rows * width
+            }
+        ];
         for n in 0..args.batch {
             for g in 0..args.group {
                 let x_block = &args.x[(n * args.in_channels + g * cg) * is..][..cg * is];
-                if !pointwise {
-                    col.par_chunks_mut(os).enumerate().for_each(|(r, row)| {
-                        let (c, k) = (r / ks, offsets[r % ks]);
-                        im2col_row(&win, &x_block[c * is..][..is], k, row);
-                    });
-                }
-                let rhs = if pointwise { x_block } else { &col[..] };
                 let dst = &mut out[(n * args.out_channels + g * mg) * os..][..mg * os];
                 if let Some(b) = &args.bias {
                     for (m, plane) in dst.chunks_mut(os).enumerate() {
                         plane.fill(b[g * mg + m]);
                     }
                 }
-                matmul_into(
-                    (mg, os, rows),
-                    Mat::rows(&args.w[g * mg * rows..][..mg * rows], rows),
-                    Mat::rows(rhs, os),
-                    dst,
-                    args.bias.is_some(),
-                    1.0,
-                )?;
+                let weights = Mat::rows(&args.w[g * mg * rows..][..mg * rows], rows);
+                for r0 in (0..out_rows).step_by(tile_rows.max(1)) {
+                    let r1 = (r0 + tile_rows).min(out_rows);
+                    let cols = (r1 - r0) * width;
+                    let rhs = if pointwise {
+                        Mat::rows(x_block, os)
+                    } else {
+                        col[..rows * cols]
+                            .par_chunks_mut(cols.max(1))
+                            .enumerate()
+                            .for_each(|(r, row)| {
+                                let (c, k) = (r / ks, offsets[r % ks]);
+                                im2col_row(&win, &x_block[c * is..][..is], k, r0..r1, row);
+                            });
+                        Mat::rows(&col[..rows * cols], cols)
+                    };
+                    matmul_into(
+                        (mg, cols, rows),
+                        weights,
+                        rhs,
+                        (&mut dst[r0 * width..], os),
+                        args.bias.is_some(),
+                        1.0,
+                    )?;
+                }
             }
         }
     }
@@ -228,7 +276,9 @@ fn conv(ctx: &Ctx) -> OpResult<Tensor> {
 fn transpose_window(ctx: &Ctx, x_spatial: &[usize], kernel: &[usize]) -> OpResult<Window> {
     let rank = x_spatial.len();
     if !(1..=3).contains(&rank) {
-        return Err(super::unsupported(format!("{rank} spatial dims (1 to 3 supported)")));
+        return Err(super::unsupported(format!(
+            "{rank} spatial dims (1 to 3 supported)"
+        )));
     }
     let list = |name: &str, default: i64| -> OpResult<Vec<i64>> {
         match ctx.node.attr_ints(name) {
@@ -241,7 +291,15 @@ fn transpose_window(ctx: &Ctx, x_spatial: &[usize], kernel: &[usize]) -> OpResul
     let dilations = list("dilations", 1)?;
     let out_pad = list("output_padding", 0)?;
     let auto_pad = ctx.attr_s_or("auto_pad", "NOTSET");
-    let output_shape = ctx.node.attr_ints("output_shape").map(|v| v[v.len().saturating_sub(rank)..].to_vec());
+    let output_shape = match ctx.node.attr_ints("output_shape") {
+        Some(v) if v.len() >= rank => Some(v[v.len() - rank..].to_vec()),
+        Some(v) => {
+            return Err(invalid(format!(
+                "output_shape {v:?} has fewer than {rank} dims"
+            )));
+        }
+        None => None,
+    };
     let pads = ctx.node.attr_ints("pads");
     let mut win = Window {
         rank,
@@ -284,7 +342,12 @@ fn transpose_window(ctx: &Ctx, x_spatial: &[usize], kernel: &[usize]) -> OpResul
             (None, _) => {
                 let (pb, pe) = match pads {
                     Some(p) if p.len() == 2 * rank => (p[i], p[i + rank]),
-                    Some(p) => return Err(invalid(format!("pads = {p:?} must have {} values", 2 * rank))),
+                    Some(p) => {
+                        return Err(invalid(format!(
+                            "pads = {p:?} must have {} values",
+                            2 * rank
+                        )));
+                    }
                     None => (0, 0),
                 };
                 (pb, pe, full - pb - pe)
@@ -327,7 +390,7 @@ fn conv_transpose(ctx: &Ctx) -> OpResult<Tensor> {
                 (rows, xs, cg),
                 Mat::transposed(w_block, rows),
                 Mat::rows(x_block, xs),
-                &mut col,
+                (&mut col, xs),
                 false,
                 1.0,
             )?;
@@ -338,11 +401,13 @@ fn conv_transpose(ctx: &Ctx) -> OpResult<Tensor> {
                     for od in win.valid_outputs(0, k[0]) {
                         let yd = od * win.strides[0] + k[0] * win.dilations[0] - win.pad_begin[0];
                         for oh in win.valid_outputs(1, k[1]) {
-                            let yh = oh * win.strides[1] + k[1] * win.dilations[1] - win.pad_begin[1];
+                            let yh =
+                                oh * win.strides[1] + k[1] * win.dilations[1] - win.pad_begin[1];
                             let y_row = &mut plane[(yd * i1 + yh) * i2..][..i2];
                             let x_row = &row[(od * o1 + oh) * o2..][..o2];
                             for ow in win.valid_outputs(2, k[2]) {
-                                let yw = ow * win.strides[2] + k[2] * win.dilations[2] - win.pad_begin[2];
+                                let yw = ow * win.strides[2] + k[2] * win.dilations[2]
+                                    - win.pad_begin[2];
                                 y_row[yw] += x_row[ow];
                             }
                         }
@@ -383,7 +448,13 @@ mod tests {
     }
 
     /// Direct definition of a 2-D conv (NCHW), as the reference for the fast paths.
-    fn naive(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], group: usize, s: usize, p: usize, d: usize) -> (Vec<f32>, [usize; 4]) {
+    fn naive(
+        x: &[f32],
+        xs: [usize; 4],
+        w: &[f32],
+        ws: [usize; 4],
+        (group, s, p, d): (usize, usize, usize, usize),
+    ) -> (Vec<f32>, [usize; 4]) {
         let [n, c, h, wd] = xs;
         let [m, cg, kh, kw] = ws;
         let oh = (h + 2 * p - ((kh - 1) * d + 1)) / s + 1;
@@ -401,9 +472,11 @@ mod tests {
                                 for j in 0..kw {
                                     let iy = (y * s + i * d) as isize - p as isize;
                                     let ix = (xx * s + j * d) as isize - p as isize;
-                                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd
+                                    {
                                         let cin = g * cg + ci;
-                                        acc += x[((b * c + cin) * h + iy as usize) * wd + ix as usize]
+                                        acc += x
+                                            [((b * c + cin) * h + iy as usize) * wd + ix as usize]
                                             * w[((o * cg + ci) * kh + i) * kw + j];
                                     }
                                 }
@@ -431,9 +504,13 @@ mod tests {
         ] {
             let xs = [2, c, 7, 6];
             let ws = [m, c / group, k, k];
-            let x: Vec<f32> = (0..xs.iter().product::<usize>()).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
-            let w: Vec<f32> = (0..ws.iter().product::<usize>()).map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0).collect();
-            let (want, shape) = naive(&x, xs, &w, ws, group, s, p, d);
+            let x: Vec<f32> = (0..xs.iter().product::<usize>())
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
+                .collect();
+            let w: Vec<f32> = (0..ws.iter().product::<usize>())
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0)
+                .collect();
+            let (want, shape) = naive(&x, xs, &w, ws, (group, s, p, d));
             let node = Node::new("c", "Conv", &["x", "w"], &["y"])
                 .with_attr(attr::int("group", group as i64))
                 .with_attr(attr::ints("strides", &[s as i64; 2]))
@@ -443,8 +520,36 @@ mod tests {
             let got = y[0].as_f32().unwrap();
             assert_eq!(got.shape(), &shape);
             for (g, w) in got.iter().zip(&want) {
-                assert!((g - w).abs() < 1e-4, "case {:?}: {g} vs {w}", (c, m, group, k, s, p, d));
+                assert!(
+                    (g - w).abs() < 1e-4,
+                    "case {:?}: {g} vs {w}",
+                    (c, m, group, k, s, p, d)
+                );
             }
+        }
+    }
+
+    #[test]
+    fn tiled_im2col_matches_the_definition() {
+        // 120 channels x 3x3 taps x 1000 columns per output row exceeds one im2col tile, so the
+        // output rows are computed in several tiles.
+        let xs = [1, 120, 3, 1000];
+        let ws = [4, 120, 3, 3];
+        let x: Vec<f32> = (0..xs.iter().product::<usize>())
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
+            .collect();
+        let w: Vec<f32> = (0..ws.iter().product::<usize>())
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0)
+            .collect();
+        const { assert!(120 * 9 * 1000 > super::COL_TILE_FLOATS) };
+        let (want, shape) = naive(&x, xs, &w, ws, (1, 1, 1, 1));
+        let node =
+            Node::new("c", "Conv", &["x", "w"], &["y"]).with_attr(attr::ints("pads", &[1; 4]));
+        let y = eval_node(&node, &[Some(&t(&xs, x)), Some(&t(&ws, w))]).unwrap();
+        let got = y[0].as_f32().unwrap();
+        assert_eq!(got.shape(), &shape);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-3, "{g} vs {w}");
         }
     }
 
@@ -453,7 +558,8 @@ mod tests {
         // 1-D: x = [1, 2], w = [1, 10, 100], stride 2 -> y (len 5) = [1, 10, 102, 20, 200]
         let x = t(&[1, 1, 2], vec![1., 2.]);
         let w = t(&[1, 1, 3], vec![1., 10., 100.]);
-        let node = Node::new("t", "ConvTranspose", &["x", "w"], &["y"]).with_attr(attr::ints("strides", &[2]));
+        let node = Node::new("t", "ConvTranspose", &["x", "w"], &["y"])
+            .with_attr(attr::ints("strides", &[2]));
         let y = eval_node(&node, &[Some(&x), Some(&w)]).unwrap();
         assert_eq!(y[0], t(&[1, 1, 5], vec![1., 10., 102., 20., 200.]));
         // pads [1, 1] crop one at each end; output_padding 1 adds one at the end.

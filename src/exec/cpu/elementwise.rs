@@ -8,6 +8,7 @@
 use super::{Ctx, Elem, Num, OpResult, invalid, typed, unsupported, with_elem, with_num};
 use crate::graph::{Attributes, Tensor};
 use ndarray::{ArrayD, IxDyn, Zip};
+use std::cmp::Ordering::{Equal, Greater, Less};
 
 /// Element count above which elementwise kernels run in parallel.
 const PAR_MIN: usize = 1 << 15;
@@ -61,7 +62,9 @@ pub(crate) fn binary_map<A: Elem, B: Elem, C: Elem>(
     let av = a
         .broadcast(dim.clone())
         .ok_or_else(|| invalid("broadcast failed"))?;
-    let bv = b.broadcast(dim).ok_or_else(|| invalid("broadcast failed"))?;
+    let bv = b
+        .broadcast(dim)
+        .ok_or_else(|| invalid("broadcast failed"))?;
     let zip = Zip::from(&av).and(&bv);
     Ok(if av.len() >= PAR_MIN {
         zip.par_map_collect(|&x, &y| f(x, y))
@@ -90,7 +93,9 @@ enum Arith {
 }
 
 fn arith_typed<T: Num>(op: Arith, a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult<ArrayD<T>> {
-    if matches!(op, Arith::Div | Arith::FloorMod | Arith::FMod) && b.iter().any(|v| v.is_int_zero())
+    if T::EXACT
+        && matches!(op, Arith::Div | Arith::FloorMod | Arith::FMod)
+        && b.iter().any(|v| v.is_int_zero())
     {
         return Err(invalid("integer division by zero"));
     }
@@ -99,8 +104,8 @@ fn arith_typed<T: Num>(op: Arith, a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult<Arra
         Arith::Sub => binary_map(a, b, T::sub),
         Arith::Mul => binary_map(a, b, T::mul),
         Arith::Div => binary_map(a, b, T::div),
-        Arith::Min => binary_map(a, b, |x, y| if y < x || x != x { y } else { x }),
-        Arith::Max => binary_map(a, b, |x, y| if y > x || x != x { y } else { x }),
+        Arith::Min => binary_map(a, b, |x, y| if y < x || x.is_nan() { y } else { x }),
+        Arith::Max => binary_map(a, b, |x, y| if y > x || x.is_nan() { y } else { x }),
         Arith::FMod => binary_map(a, b, T::fmod),
         Arith::FloorMod => binary_map(a, b, |x, y| {
             let r = x.fmod(y);
@@ -134,10 +139,12 @@ fn compare(op: Compare, a: &Tensor, b: &Tensor) -> OpResult<Tensor> {
         let (x, y) = pair::<T>(a, b)?;
         let out = match op {
             Compare::Equal => binary_map(x, y, |p, q| p == q),
-            Compare::Less => binary_map(x, y, |p, q| p < q),
-            Compare::Greater => binary_map(x, y, |p, q| p > q),
-            Compare::LessOrEqual => binary_map(x, y, |p, q| p <= q),
-            Compare::GreaterOrEqual => binary_map(x, y, |p, q| p >= q),
+            Compare::Less => binary_map(x, y, |p, q| p.partial_cmp(&q) == Some(Less)),
+            Compare::Greater => binary_map(x, y, |p, q| p.partial_cmp(&q) == Some(Greater)),
+            Compare::LessOrEqual => binary_map(x, y, |p, q| matches!(p.partial_cmp(&q), Some(Less | Equal))),
+            Compare::GreaterOrEqual => {
+                binary_map(x, y, |p, q| matches!(p.partial_cmp(&q), Some(Greater | Equal)))
+            }
         }?;
         Ok(Tensor::Bool(out))
     })
@@ -220,11 +227,15 @@ fn pow(ctx: &Ctx) -> OpResult<Tensor> {
     })
 }
 
+fn prelu_typed<T: Num>(x: &ArrayD<T>, slope: &ArrayD<T>) -> OpResult<ArrayD<T>> {
+    binary_map(x, slope, |v, k| if v < T::ZERO { v.mul(k) } else { v })
+}
+
 fn prelu(ctx: &Ctx) -> OpResult<Tensor> {
     let (x, slope) = (ctx.input(0)?, ctx.input(1)?);
     with_num!(x, T => {
         let (a, s) = pair::<T>(x, slope)?;
-        Ok(T::wrap(binary_map(a, s, |v, k| if v < T::ZERO { v.mul(k) } else { v })?))
+        Ok(T::wrap(prelu_typed(a, s)?))
     })
 }
 
@@ -260,7 +271,8 @@ pub(crate) fn erf(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
     let poly = t
         * (0.254_829_592
-            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     let y = 1.0 - poly * (-x * x).exp();
     if x < 0.0 { -y } else { y }
 }
@@ -332,9 +344,7 @@ pub(crate) fn eval(op: &str, ctx: &Ctx) -> OpResult<Option<Vec<Tensor>>> {
         "Round" => float_unary(ctx, f64::round_ties_even)?,
         "Sin" => float_unary(ctx, f64::sin)?,
         "Cos" => float_unary(ctx, f64::cos)?,
-        "Softplus" => float_unary(ctx, |x| {
-            if x > 30.0 { x } else { x.exp().ln_1p() }
-        })?,
+        "Softplus" => float_unary(ctx, |x| if x > 30.0 { x } else { x.exp().ln_1p() })?,
         "Softsign" => float_unary(ctx, |x| x / (1.0 + x.abs()))?,
         "Gelu" => gelu(ctx)?,
         "LeakyRelu" => {
@@ -343,7 +353,10 @@ pub(crate) fn eval(op: &str, ctx: &Ctx) -> OpResult<Option<Vec<Tensor>>> {
         }
         "Elu" => {
             let alpha = attr("alpha", 1.0);
-            float_unary(ctx, move |x| if x < 0.0 { alpha * (x.exp() - 1.0) } else { x })?
+            float_unary(
+                ctx,
+                move |x| if x < 0.0 { alpha * (x.exp() - 1.0) } else { x },
+            )?
         }
         "Selu" => {
             let alpha = attr("alpha", 1.673_263_2);
@@ -357,6 +370,18 @@ pub(crate) fn eval(op: &str, ctx: &Ctx) -> OpResult<Option<Vec<Tensor>>> {
             float_unary(ctx, move |x| (alpha * x + beta).clamp(0.0, 1.0))?
         }
         "HardSwish" => float_unary(ctx, |x| x * (x / 6.0 + 0.5).clamp(0.0, 1.0))?,
+        "Shrink" => {
+            let (lambd, bias) = (attr("lambd", 0.5), attr("bias", 0.0));
+            float_unary(ctx, move |x| {
+                if x < -lambd {
+                    x + bias
+                } else if x > lambd {
+                    x - bias
+                } else {
+                    0.0
+                }
+            })?
+        }
         "ThresholdedRelu" => {
             let alpha = attr("alpha", 1.0);
             float_unary(ctx, move |x| if x > alpha { x } else { 0.0 })?
@@ -380,7 +405,10 @@ mod tests {
 
     #[test]
     fn broadcasting_follows_numpy() {
-        assert_eq!(broadcast_shape(&[&[2, 1, 3], &[4, 1]]).unwrap(), vec![2, 4, 3]);
+        assert_eq!(
+            broadcast_shape(&[&[2, 1, 3], &[4, 1]]).unwrap(),
+            vec![2, 4, 3]
+        );
         assert!(broadcast_shape(&[&[2, 3], &[4, 3]]).is_err());
         let a = Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![1.0, 2.0]).unwrap());
         let b = Tensor::F32(arr1(&[10.0f32, 20.0, 30.0]).into_dyn());
@@ -396,7 +424,10 @@ mod tests {
         let m = run(&Node::new("m", "Mod", &["a", "b"], &["c"]), &[&a, &b]);
         assert_eq!(m[0].to_i64_vec().unwrap(), vec![1, -1, -1, 1]);
         let f = Node::new("f", "Mod", &["a", "b"], &["c"]).with_attr(attr::int("fmod", 1));
-        assert_eq!(run(&f, &[&a, &b])[0].to_i64_vec().unwrap(), vec![-1, 1, -1, 1]);
+        assert_eq!(
+            run(&f, &[&a, &b])[0].to_i64_vec().unwrap(),
+            vec![-1, 1, -1, 1]
+        );
         let d = run(&Node::new("d", "Div", &["a", "b"], &["c"]), &[&a, &b]);
         assert_eq!(d[0].to_i64_vec().unwrap(), vec![-3, -3, 3, 3]);
         let zero = Tensor::I64(arr1(&[0i64]).into_dyn());
@@ -412,7 +443,10 @@ mod tests {
         let x = Tensor::F32(arr1(&[-3.0f32, -1.0, 0.5, 4.0]).into_dyn());
         let lo = Tensor::F32(ArrayD::from_elem(IxDyn(&[]), 0.0));
         let hi = Tensor::F32(ArrayD::from_elem(IxDyn(&[]), 1.0));
-        let c = run(&Node::new("c", "Clip", &["x", "lo", "hi"], &["y"]), &[&x, &lo, &hi]);
+        let c = run(
+            &Node::new("c", "Clip", &["x", "lo", "hi"], &["y"]),
+            &[&x, &lo, &hi],
+        );
         assert_eq!(c[0], Tensor::F32(arr1(&[0.0f32, 0.0, 0.5, 1.0]).into_dyn()));
         let hs = run(&Node::new("h", "HardSwish", &["x"], &["y"]), &[&x]);
         // x * clamp(x/6 + 0.5, 0, 1): -3 -> 0, -1 -> -1/3, 0.5 -> 0.5*0.58333, 4 -> 4
@@ -423,13 +457,24 @@ mod tests {
         }
         let cond = Tensor::Bool(arr1(&[true, false, true, false]).into_dyn());
         let zero = Tensor::F32(ArrayD::from_elem(IxDyn(&[]), 0.0));
-        let w = run(&Node::new("w", "Where", &["c", "x", "z"], &["y"]), &[&cond, &x, &zero]);
-        assert_eq!(w[0], Tensor::F32(arr1(&[-3.0f32, 0.0, 0.5, 0.0]).into_dyn()));
+        let w = run(
+            &Node::new("w", "Where", &["c", "x", "z"], &["y"]),
+            &[&cond, &x, &zero],
+        );
+        assert_eq!(
+            w[0],
+            Tensor::F32(arr1(&[-3.0f32, 0.0, 0.5, 0.0]).into_dyn())
+        );
     }
 
     #[test]
     fn erf_matches_known_values() {
-        for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_877_8), (1.0, 0.842_700_792_9), (-2.0, -0.995_322_265)] {
+        for (x, want) in [
+            (0.0, 0.0),
+            (0.5, 0.520_499_877_8),
+            (1.0, 0.842_700_792_9),
+            (-2.0, -0.995_322_265),
+        ] {
             assert!((erf(x) - want).abs() < 2e-7, "erf({x})");
         }
     }

@@ -6,7 +6,7 @@
 //! Does not own: im2col or convolution geometry (see `conv`).
 
 use super::elementwise::broadcast_shape;
-use super::{Ctx, OpResult, array, invalid, to_vec, unsupported};
+use super::{Ctx, OpResult, array, contiguous, invalid, unsupported};
 use crate::graph::{Attributes, Tensor};
 use ndarray::ArrayD;
 
@@ -51,16 +51,18 @@ pub(crate) trait GemmFloat: super::Num {}
 impl GemmFloat for f32 {}
 impl GemmFloat for f64 {}
 
-/// `dst (m×n, row-major) = [dst +] alpha · lhs (m×k) × rhs (k×n)`; `accumulate` keeps dst.
+/// `dst (m×n, rows `dst_rs` apart) = [dst +] alpha · lhs (m×k) × rhs (k×n)`; `accumulate`
+/// keeps dst's values.
 pub(crate) fn matmul_into<T: GemmFloat>(
     (m, n, k): (usize, usize, usize),
     lhs: Mat<T>,
     rhs: Mat<T>,
-    dst: &mut [T],
+    (dst, dst_rs): (&mut [T], usize),
     accumulate: bool,
     alpha: T,
 ) -> OpResult<()> {
-    if dst.len() < m * n || !lhs.covers(m, k) || !rhs.covers(k, n) {
+    let dst_fits = m == 0 || n == 0 || (dst_rs >= n && (m - 1) * dst_rs + n <= dst.len());
+    if !dst_fits || !lhs.covers(m, k) || !rhs.covers(k, n) {
         return Err(invalid(format!(
             "internal: matrix operands too small for a {m}x{k} by {k}x{n} product"
         )));
@@ -70,7 +72,9 @@ pub(crate) fn matmul_into<T: GemmFloat>(
     }
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(T::ZERO);
+            dst.chunks_mut(dst_rs)
+                .take(m)
+                .for_each(|row| row[..n].fill(T::ZERO));
         }
         return Ok(());
     }
@@ -81,7 +85,8 @@ pub(crate) fn matmul_into<T: GemmFloat>(
     };
     // SAFETY: the checks above guarantee every element the product reads (rows < m or k,
     // columns < k or n, at the given strides) lies inside `lhs.data` / `rhs.data`, and every
-    // element it writes lies inside `dst[..m*n]`; T is f32 or f64, which gemm supports.
+    // element it writes (row < m at stride dst_rs, column < n <= dst_rs) lies inside `dst`;
+    // T is f32 or f64, which gemm supports.
     unsafe {
         gemm::gemm(
             m,
@@ -89,7 +94,7 @@ pub(crate) fn matmul_into<T: GemmFloat>(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_rs as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.cs as isize,
@@ -137,8 +142,8 @@ fn matmul_typed<T: GemmFloat>(a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult<ArrayD<T
     let b_batch = &b_shape[..b_shape.len() - 2];
     let batch = broadcast_shape(&[a_batch, b_batch])?;
     let batches: usize = batch.iter().product();
-    let a_data = to_vec(a);
-    let b_data = to_vec(b);
+    let a_data = contiguous(a);
+    let b_data = contiguous(b);
     let mut out = vec![T::ZERO; batches * m * n];
     if b_batch.iter().all(|&d| d == 1) && a_batch == batch.as_slice() {
         // One shared right operand: fold the batch into the rows (one large product).
@@ -146,7 +151,7 @@ fn matmul_typed<T: GemmFloat>(a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult<ArrayD<T
             (batches * m, n, k),
             Mat::rows(&a_data, k),
             Mat::rows(&b_data, n),
-            &mut out,
+            (&mut out, n),
             false,
             T::ONE,
         )?;
@@ -175,7 +180,7 @@ fn matmul_typed<T: GemmFloat>(a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult<ArrayD<T
                 (m, n, k),
                 Mat::rows(&a_data[ao..], k),
                 Mat::rows(&b_data[bo..], n),
-                dst,
+                (dst, n),
                 false,
                 T::ONE,
             )?;
@@ -201,8 +206,16 @@ fn gemm_typed<T: GemmFloat>(ctx: &Ctx, a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult
     let beta = T::from_f64(ctx.node.attr_f_or("beta", 1.0) as f64);
     let (a_rows, a_cols) = (a.shape()[0], a.shape()[1]);
     let (b_rows, b_cols) = (b.shape()[0], b.shape()[1]);
-    let (m, k) = if trans_a { (a_cols, a_rows) } else { (a_rows, a_cols) };
-    let (k2, n) = if trans_b { (b_cols, b_rows) } else { (b_rows, b_cols) };
+    let (m, k) = if trans_a {
+        (a_cols, a_rows)
+    } else {
+        (a_rows, a_cols)
+    };
+    let (k2, n) = if trans_b {
+        (b_cols, b_rows)
+    } else {
+        (b_rows, b_cols)
+    };
     if k != k2 {
         return Err(invalid(format!(
             "inner dimensions differ: A {:?} (transA={trans_a}) x B {:?} (transB={trans_b})",
@@ -210,8 +223,8 @@ fn gemm_typed<T: GemmFloat>(ctx: &Ctx, a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult
             b.shape()
         )));
     }
-    let a_data = to_vec(a);
-    let b_data = to_vec(b);
+    let a_data = contiguous(a);
+    let b_data = contiguous(b);
     let lhs = if trans_a {
         Mat::transposed(&a_data, a_cols)
     } else {
@@ -228,14 +241,17 @@ fn gemm_typed<T: GemmFloat>(ctx: &Ctx, a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult
     };
     let mut out = match c {
         Some(c) => {
-            let cb = c
-                .broadcast(ndarray::IxDyn(&[m, n]))
-                .ok_or_else(|| invalid(format!("C {:?} does not broadcast to [{m}, {n}]", c.shape())))?;
+            let cb = c.broadcast(ndarray::IxDyn(&[m, n])).ok_or_else(|| {
+                invalid(format!(
+                    "C {:?} does not broadcast to [{m}, {n}]",
+                    c.shape()
+                ))
+            })?;
             cb.iter().map(|&v| v.mul(beta)).collect()
         }
         None => vec![T::ZERO; m * n],
     };
-    matmul_into((m, n, k), lhs, rhs, &mut out, c.is_some(), alpha)?;
+    matmul_into((m, n, k), lhs, rhs, (&mut out, n), c.is_some(), alpha)?;
     array(&[m, n], out)
 }
 
@@ -297,11 +313,17 @@ mod tests {
     fn matmul_broadcasts_batches_and_promotes_vectors() {
         let a = t(&[2, 1, 2], vec![1., 2., 3., 4.]);
         let b = t(&[2, 1], vec![5., 6.]);
-        let y = eval_node(&Node::new("m", "MatMul", &["a", "b"], &["y"]), &[Some(&a), Some(&b)]);
+        let y = eval_node(
+            &Node::new("m", "MatMul", &["a", "b"], &["y"]),
+            &[Some(&a), Some(&b)],
+        );
         assert_eq!(y.unwrap()[0], t(&[2, 1, 1], vec![17., 39.]));
         let v = t(&[2], vec![1., 1.]);
         let bb = t(&[3, 2, 2], (0..12).map(|x| x as f32).collect());
-        let y = eval_node(&Node::new("m", "MatMul", &["v", "b"], &["y"]), &[Some(&v), Some(&bb)]);
+        let y = eval_node(
+            &Node::new("m", "MatMul", &["v", "b"], &["y"]),
+            &[Some(&v), Some(&bb)],
+        );
         assert_eq!(y.unwrap()[0], t(&[3, 2], vec![2., 4., 10., 12., 18., 20.]));
     }
 }

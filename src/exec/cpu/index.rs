@@ -4,7 +4,10 @@
 //! Owns: index validation and the copy loops.
 //! Does not own: slicing by ranges (see `layout`).
 
-use super::{Ctx, Elem, OpResult, array, invalid, norm_axis, to_vec, typed, unsupported, with_elem};
+use super::{
+    Ctx, Elem, OpResult, array, contiguous, invalid, norm_axis, to_vec, typed, unsupported,
+    with_elem,
+};
 use crate::graph::{Attributes, Tensor};
 use ndarray::{ArrayD, Dimension};
 
@@ -15,7 +18,9 @@ fn resolve(i: i64, len: usize) -> OpResult<usize> {
     if (0..n).contains(&r) {
         Ok(r as usize)
     } else {
-        Err(invalid(format!("index {i} is out of range for an axis of {len}")))
+        Err(invalid(format!(
+            "index {i} is out of range for an axis of {len}"
+        )))
     }
 }
 
@@ -29,13 +34,21 @@ fn indices(ctx: &Ctx, i: usize) -> OpResult<(Vec<i64>, Vec<usize>)> {
     Ok((v, t.shape().to_vec()))
 }
 
-fn gather_typed<T: Elem>(a: &ArrayD<T>, axis: usize, idx: &[i64], idx_shape: &[usize]) -> OpResult<ArrayD<T>> {
+fn gather_typed<T: Elem>(
+    a: &ArrayD<T>,
+    axis: usize,
+    idx: &[i64],
+    idx_shape: &[usize],
+) -> OpResult<ArrayD<T>> {
     let shape = a.shape();
     let len = shape[axis];
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
-    let resolved = idx.iter().map(|&i| resolve(i, len)).collect::<OpResult<Vec<_>>>()?;
-    let data = to_vec(a);
+    let resolved = idx
+        .iter()
+        .map(|&i| resolve(i, len))
+        .collect::<OpResult<Vec<_>>>()?;
+    let data = contiguous(a);
     let mut out = Vec::with_capacity(outer * resolved.len() * inner);
     for o in 0..outer {
         for &i in &resolved {
@@ -58,7 +71,12 @@ fn gather(ctx: &Ctx) -> OpResult<Tensor> {
     with_elem!(x, T => Ok(T::wrap(gather_typed(typed::<T>(x, "data")?, axis, &idx, &idx_shape)?)))
 }
 
-fn gather_elements_typed<T: Elem>(a: &ArrayD<T>, axis: usize, idx: &[i64], idx_shape: &[usize]) -> OpResult<ArrayD<T>> {
+fn gather_elements_typed<T: Elem>(
+    a: &ArrayD<T>,
+    axis: usize,
+    idx: &[i64],
+    idx_shape: &[usize],
+) -> OpResult<ArrayD<T>> {
     if idx_shape.len() != a.ndim() {
         return Err(invalid("indices must have the rank of data"));
     }
@@ -68,7 +86,10 @@ fn gather_elements_typed<T: Elem>(a: &ArrayD<T>, axis: usize, idx: &[i64], idx_s
     for (pos, &i) in index_array.indexed_iter() {
         let mut at = pos.slice().to_vec();
         at[axis] = resolve(i, len)?;
-        out.push(*a.get(at.as_slice()).ok_or_else(|| invalid("indices exceed data's shape"))?);
+        out.push(
+            *a.get(at.as_slice())
+                .ok_or_else(|| invalid("indices exceed data's shape"))?,
+        );
     }
     array(idx_shape, out)
 }
@@ -80,11 +101,21 @@ fn gather_elements(ctx: &Ctx) -> OpResult<Tensor> {
     with_elem!(x, T => Ok(T::wrap(gather_elements_typed(typed::<T>(x, "data")?, axis, &idx, &idx_shape)?)))
 }
 
-fn scatter_nd_typed<T: Elem>(a: &ArrayD<T>, idx: &[i64], idx_shape: &[usize], updates: &ArrayD<T>) -> OpResult<ArrayD<T>> {
+fn scatter_nd_typed<T: Elem>(
+    a: &ArrayD<T>,
+    idx: &[i64],
+    idx_shape: &[usize],
+    updates: &ArrayD<T>,
+) -> OpResult<ArrayD<T>> {
     let shape = a.shape();
-    let k = *idx_shape.last().ok_or_else(|| invalid("indices must have rank >= 1"))?;
+    let k = *idx_shape
+        .last()
+        .ok_or_else(|| invalid("indices must have rank >= 1"))?;
     if k > shape.len() {
-        return Err(invalid(format!("index tuples of {k} exceed data rank {}", shape.len())));
+        return Err(invalid(format!(
+            "index tuples of {k} exceed data rank {}",
+            shape.len()
+        )));
     }
     let slice_len: usize = shape[k..].iter().product();
     let count = idx.len() / k.max(1);

@@ -6,13 +6,16 @@
 //! Does not own: index-driven ops (`Gather`, `ScatterND`: see `index`).
 
 use super::elementwise::broadcast_shape;
-use super::{Ctx, Elem, OpResult, array, invalid, norm_axis, to_vec, typed, unsupported, with_elem};
+use super::{
+    Ctx, Elem, OpResult, array, invalid, norm_axis, to_vec, typed, unsupported, with_elem,
+};
 use crate::graph::{Attributes, Tensor};
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 
 /// The same data under a new shape (row-major order kept).
 fn with_shape(t: &Tensor, shape: &[usize]) -> OpResult<Tensor> {
-    if shape.iter().product::<usize>() != t.len() {
+    let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    if count != Some(t.len()) {
         return Err(invalid(format!(
             "cannot reshape {:?} ({} values) to {shape:?}",
             t.shape(),
@@ -42,8 +45,10 @@ pub(crate) fn reshape_dims(input: &[usize], spec: &[i64], allowzero: bool) -> Op
     }
     if let Some(i) = infer {
         let known: usize = dims.iter().product();
-        if known == 0 || total % known != 0 {
-            return Err(invalid(format!("cannot infer -1 in {spec:?} for {input:?}")));
+        if known == 0 || !total.is_multiple_of(known) {
+            return Err(invalid(format!(
+                "cannot infer -1 in {spec:?} for {input:?}"
+            )));
         }
         dims[i] = total / known;
     }
@@ -63,7 +68,11 @@ fn flatten(ctx: &Ctx) -> OpResult<Tensor> {
     let x = ctx.input(0)?;
     let rank = x.shape().len();
     let axis = ctx.node.attr_i_or("axis", 1);
-    let axis = if axis == rank as i64 { rank } else { norm_axis(axis, rank)? };
+    let axis = if axis == rank as i64 {
+        rank
+    } else {
+        norm_axis(axis, rank)?
+    };
     let outer: usize = x.shape()[..axis].iter().product();
     with_shape(x, &[outer, x.len() / outer.max(1)])
 }
@@ -119,13 +128,18 @@ fn transpose(ctx: &Ctx) -> OpResult<Tensor> {
     let x = ctx.input(0)?;
     let rank = x.shape().len();
     let perm: Vec<usize> = match ctx.node.attr_ints("perm") {
-        Some(p) => p.iter().map(|&a| norm_axis(a, rank)).collect::<OpResult<_>>()?,
+        Some(p) => p
+            .iter()
+            .map(|&a| norm_axis(a, rank))
+            .collect::<OpResult<_>>()?,
         None => (0..rank).rev().collect(),
     };
     let mut seen = perm.clone();
     seen.sort_unstable();
     if seen != (0..rank).collect::<Vec<_>>() {
-        return Err(invalid(format!("perm {perm:?} is not a permutation of rank {rank}")));
+        return Err(invalid(format!(
+            "perm {perm:?} is not a permutation of rank {rank}"
+        )));
     }
     with_elem!(x, T => {
         let a = typed::<T>(x, "input")?;
@@ -144,7 +158,9 @@ fn concat_typed<T: Elem>(inputs: &[&Tensor], axis: usize) -> OpResult<ArrayD<T>>
 
 fn concat(ctx: &Ctx) -> OpResult<Tensor> {
     let inputs = ctx.all();
-    let first = inputs.first().ok_or_else(|| invalid("needs at least one input"))?;
+    let first = inputs
+        .first()
+        .ok_or_else(|| invalid("needs at least one input"))?;
     let axis = norm_axis(
         ctx.node
             .attr_i("axis")
@@ -156,7 +172,9 @@ fn concat(ctx: &Ctx) -> OpResult<Tensor> {
 
 /// A view's owned copy restricted to `range` on `axis`.
 fn slice_axis<T: Elem>(a: &ArrayD<T>, axis: usize, slice: Slice) -> ArrayD<T> {
-    a.slice_axis(Axis(axis), slice).as_standard_layout().into_owned()
+    a.slice_axis(Axis(axis), slice)
+        .as_standard_layout()
+        .into_owned()
 }
 
 fn split(ctx: &Ctx) -> OpResult<Vec<Tensor>> {
@@ -170,7 +188,10 @@ fn split(ctx: &Ctx) -> OpResult<Vec<Tensor>> {
             .map(|&v| usize::try_from(v).map_err(|_| invalid("split sizes must be >= 0")))
             .collect::<OpResult<_>>()?,
         None => {
-            let parts = ctx.node.attr_i("num_outputs").map_or(outputs, |n| n.max(1) as usize);
+            let parts = ctx
+                .node
+                .attr_i("num_outputs")
+                .map_or(outputs, |n| n.max(1) as usize);
             let chunk = dim.div_ceil(parts.max(1));
             (0..parts)
                 .map(|i| chunk.min(dim.saturating_sub(i * chunk)))
@@ -178,7 +199,9 @@ fn split(ctx: &Ctx) -> OpResult<Vec<Tensor>> {
         }
     };
     if sizes.iter().sum::<usize>() != dim {
-        return Err(invalid(format!("split sizes {sizes:?} do not add up to {dim}")));
+        return Err(invalid(format!(
+            "split sizes {sizes:?} do not add up to {dim}"
+        )));
     }
     let mut start = 0;
     let mut out = Vec::with_capacity(sizes.len());
@@ -194,6 +217,9 @@ fn split(ctx: &Ctx) -> OpResult<Vec<Tensor>> {
 pub(crate) fn slice_bounds(dim: usize, start: i64, end: i64, step: i64) -> OpResult<Slice> {
     if step == 0 {
         return Err(invalid("slice step must not be 0"));
+    }
+    if dim == 0 {
+        return Ok(Slice::new(0, Some(0), 1));
     }
     let d = dim as i64;
     let resolve = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
@@ -231,7 +257,9 @@ fn slice(ctx: &Ctx) -> OpResult<Tensor> {
         .unwrap_or_else(|| (0..starts.len() as i64).collect());
     let steps = ctx.ints_input(4)?.unwrap_or_else(|| vec![1; starts.len()]);
     if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
-        return Err(invalid("starts, ends, axes and steps must have the same length"));
+        return Err(invalid(
+            "starts, ends, axes and steps must have the same length",
+        ));
     }
     let mut slices: Vec<Slice> = vec![Slice::from(..); rank];
     for i in 0..starts.len() {
@@ -262,9 +290,14 @@ fn expand(ctx: &Ctx) -> OpResult<Tensor> {
 
 fn tile(ctx: &Ctx) -> OpResult<Tensor> {
     let x = ctx.input(0)?;
-    let repeats = ctx.ints_input(1)?.ok_or_else(|| invalid("repeats are required"))?;
+    let repeats = ctx
+        .ints_input(1)?
+        .ok_or_else(|| invalid("repeats are required"))?;
     if repeats.len() != x.shape().len() || repeats.iter().any(|&r| r < 0) {
-        return Err(invalid(format!("repeats {repeats:?} must be {} values >= 0", x.shape().len())));
+        return Err(invalid(format!(
+            "repeats {repeats:?} must be {} values >= 0",
+            x.shape().len()
+        )));
     }
     with_elem!(x, T => {
         let mut a = typed::<T>(x, "input")?.clone();
@@ -292,38 +325,37 @@ enum PadMode {
     Wrap,
 }
 
-/// The source index (or `None` = fill) for each output position along one axis.
+/// The source index (or `None` = fill) for each output position along one axis. Negative pads
+/// crop first; the positive pads then extend the cropped axis (as onnxruntime does).
 fn pad_indices(len: usize, before: i64, after: i64, mode: PadMode) -> OpResult<Vec<Option<usize>>> {
-    let n = len as i64;
-    let out_len = n + before + after;
-    if out_len < 0 {
+    let first = (-before).max(0);
+    let n = len as i64 - first - (-after).max(0);
+    if n < 0 {
         return Err(invalid("pads remove more than the whole axis"));
     }
-    if len == 0 && mode != PadMode::Constant && out_len > 0 {
+    let (before, after) = (before.max(0), after.max(0));
+    if n == 0 && mode != PadMode::Constant && before + after > 0 {
         return Err(invalid("cannot pad an empty axis in this mode"));
     }
-    (0..out_len)
-        .map(|o| {
-            let i = o - before;
-            if (0..n).contains(&i) {
-                return Ok(Some(i as usize));
+    let source = |i: i64| -> Option<i64> {
+        if (0..n).contains(&i) {
+            return Some(i);
+        }
+        match mode {
+            PadMode::Constant => None,
+            PadMode::Edge => Some(i.clamp(0, n - 1)),
+            PadMode::Wrap => Some(i.rem_euclid(n)),
+            PadMode::Reflect if n == 1 => Some(0),
+            PadMode::Reflect => {
+                let period = 2 * (n - 1);
+                let m = i.rem_euclid(period);
+                Some(if m < n { m } else { period - m })
             }
-            Ok(match mode {
-                PadMode::Constant => None,
-                PadMode::Edge => Some(i.clamp(0, n - 1) as usize),
-                PadMode::Wrap => Some(i.rem_euclid(n) as usize),
-                PadMode::Reflect => {
-                    if n == 1 {
-                        Some(0)
-                    } else {
-                        let period = 2 * (n - 1);
-                        let m = i.rem_euclid(period);
-                        Some(if m < n { m } else { period - m } as usize)
-                    }
-                }
-            })
-        })
-        .collect()
+        }
+    };
+    Ok((-before..n + after)
+        .map(|i| source(i).map(|s| (s + first) as usize))
+        .collect())
 }
 
 fn pad_typed<T: Elem>(ctx: &Ctx, a: &ArrayD<T>, mode: PadMode) -> OpResult<ArrayD<T>> {
@@ -332,11 +364,17 @@ fn pad_typed<T: Elem>(ctx: &Ctx, a: &ArrayD<T>, mode: PadMode) -> OpResult<Array
         .ints_input_or_attr(1, "pads")?
         .ok_or_else(|| invalid("pads are required"))?;
     let axes: Vec<usize> = match ctx.ints_input(3)? {
-        Some(ax) => ax.iter().map(|&v| norm_axis(v, rank)).collect::<OpResult<_>>()?,
+        Some(ax) => ax
+            .iter()
+            .map(|&v| norm_axis(v, rank))
+            .collect::<OpResult<_>>()?,
         None => (0..rank).collect(),
     };
     if pads.len() != 2 * axes.len() {
-        return Err(invalid(format!("pads {pads:?} must have {} values", 2 * axes.len())));
+        return Err(invalid(format!(
+            "pads {pads:?} must have {} values",
+            2 * axes.len()
+        )));
     }
     let fill = match ctx.opt(2) {
         Some(t) => typed::<T>(t, "constant_value")?
@@ -358,7 +396,8 @@ fn pad_typed<T: Elem>(ctx: &Ctx, a: &ArrayD<T>, mode: PadMode) -> OpResult<Array
         let mut next = ArrayD::from_elem(IxDyn(&shape), fill);
         for (o, src) in idx.iter().enumerate() {
             if let Some(s) = src {
-                next.index_axis_mut(Axis(axis), o).assign(&cur.index_axis(Axis(axis), *s));
+                next.index_axis_mut(Axis(axis), o)
+                    .assign(&cur.index_axis(Axis(axis), *s));
             }
         }
         cur = next;
@@ -414,7 +453,10 @@ mod tests {
 
     #[test]
     fn reshape_zero_and_minus_one() {
-        assert_eq!(reshape_dims(&[2, 3, 4], &[0, -1], false).unwrap(), vec![2, 12]);
+        assert_eq!(
+            reshape_dims(&[2, 3, 4], &[0, -1], false).unwrap(),
+            vec![2, 12]
+        );
         // allowzero: 0 is a real zero, so -1 cannot be inferred
         assert!(reshape_dims(&[2, 3, 4], &[-1, 0, 2], true).is_err());
         assert!(reshape_dims(&[2, 3, 4], &[5, -1], false).is_err());
@@ -425,9 +467,18 @@ mod tests {
         let x = i64s(&[5], vec![0, 1, 2, 3, 4]);
         let s = |a: i64, b: i64, st: i64| {
             let node = Node::new("s", "Slice", &["x", "a", "b", "ax", "st"], &["y"]);
-            run(&node, &[&x, &Tensor::from_i64s(vec![a]), &Tensor::from_i64s(vec![b]), &Tensor::from_i64s(vec![0]), &Tensor::from_i64s(vec![st])])[0]
-                .to_i64_vec()
-                .unwrap()
+            run(
+                &node,
+                &[
+                    &x,
+                    &Tensor::from_i64s(vec![a]),
+                    &Tensor::from_i64s(vec![b]),
+                    &Tensor::from_i64s(vec![0]),
+                    &Tensor::from_i64s(vec![st]),
+                ],
+            )[0]
+            .to_i64_vec()
+            .unwrap()
         };
         assert_eq!(s(1, i64::MAX, 1), vec![1, 2, 3, 4]);
         assert_eq!(s(-1, i64::MIN, -1), vec![4, 3, 2, 1, 0]);
@@ -445,8 +496,11 @@ mod tests {
     fn pad_modes_and_negative_pads() {
         let x = i64s(&[4], vec![1, 2, 3, 4]);
         let p = |mode: &str, b: i64, a: i64| {
-            let node = Node::new("p", "Pad", &["x", "p"], &["y"]).with_attr(attr::string("mode", mode));
-            run(&node, &[&x, &Tensor::from_i64s(vec![b, a])])[0].to_i64_vec().unwrap()
+            let node =
+                Node::new("p", "Pad", &["x", "p"], &["y"]).with_attr(attr::string("mode", mode));
+            run(&node, &[&x, &Tensor::from_i64s(vec![b, a])])[0]
+                .to_i64_vec()
+                .unwrap()
         };
         assert_eq!(p("constant", 2, 1), vec![0, 0, 1, 2, 3, 4, 0]);
         assert_eq!(p("reflect", 2, 2), vec![3, 2, 1, 2, 3, 4, 3, 2]);
@@ -461,8 +515,12 @@ mod tests {
         let by_input = Node::new("s", "Split", &["x", "s"], &["a", "b"]);
         let out = run(&by_input, &[&x, &Tensor::from_i64s(vec![2, 3])]);
         assert_eq!(out[1].to_i64_vec().unwrap(), vec![2, 3, 4]);
-        let by_count = Node::new("s", "Split", &["x"], &["a", "b", "c"]).with_attr(attr::int("num_outputs", 3));
+        let by_count = Node::new("s", "Split", &["x"], &["a", "b", "c"])
+            .with_attr(attr::int("num_outputs", 3));
         let out = run(&by_count, &[&x]);
-        assert_eq!(out.iter().map(|t| t.len()).collect::<Vec<_>>(), vec![2, 2, 1]);
+        assert_eq!(
+            out.iter().map(|t| t.len()).collect::<Vec<_>>(),
+            vec![2, 2, 1]
+        );
     }
 }

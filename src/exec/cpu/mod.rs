@@ -10,13 +10,13 @@ mod backend;
 mod conv;
 mod elementwise;
 mod gemm;
+mod index;
 mod layout;
 mod norm;
 mod pool;
 mod quant;
 mod reduce;
 mod resize;
-mod index;
 mod values;
 mod window;
 
@@ -24,6 +24,7 @@ pub use backend::CpuBackend;
 
 use super::ExecError;
 use crate::graph::{Attributes, Node, Tensor};
+use crate::onnx::proto::DataType;
 use half::f16;
 use ndarray::ArrayD;
 
@@ -65,10 +66,12 @@ pub(crate) trait Elem: Copy + Send + Sync + PartialEq + PartialOrd + 'static {
     fn to_i64(self) -> i64;
     /// True for integer and bool types (casts go through i64, not f64).
     const EXACT: bool;
+    /// The ONNX element type.
+    const DTYPE: DataType;
 }
 
 macro_rules! impl_elem {
-    ($t:ty, $variant:ident, $exact:expr, $from_f64:expr, $from_i64:expr, $to_f64:expr, $to_i64:expr) => {
+    ($t:ty, $variant:ident, $dtype:ident, $exact:expr, $from_f64:expr, $from_i64:expr, $to_f64:expr, $to_i64:expr) => {
         impl Elem for $t {
             fn view(t: &Tensor) -> Option<&ArrayD<Self>> {
                 match t {
@@ -92,27 +95,84 @@ macro_rules! impl_elem {
                 $to_i64(self)
             }
             const EXACT: bool = $exact;
+            const DTYPE: DataType = DataType::$dtype;
         }
     };
 }
 
-impl_elem!(f32, F32, false, |v| v as f32, |v| v as f32, |v: f32| v as f64, |v: f32| v as i64);
-impl_elem!(f64, F64, false, |v| v, |v| v as f64, |v| v, |v: f64| v as i64);
+impl_elem!(
+    f32,
+    F32,
+    Float,
+    false,
+    |v| v as f32,
+    |v| v as f32,
+    |v: f32| v as f64,
+    |v: f32| v as i64
+);
+impl_elem!(
+    f64,
+    F64,
+    Double,
+    false,
+    |v| v,
+    |v| v as f64,
+    |v| v,
+    |v: f64| v as i64
+);
 impl_elem!(
     f16,
     F16,
+    Float16,
     false,
     f16::from_f64,
     |v| f16::from_f64(v as f64),
     |v: f16| v.to_f64(),
     |v: f16| v.to_f64() as i64
 );
-impl_elem!(i8, I8, true, |v| v as i8, |v| v as i8, |v: i8| v as f64, |v: i8| v as i64);
-impl_elem!(u8, U8, true, |v| v as u8, |v| v as u8, |v: u8| v as f64, |v: u8| v as i64);
-impl_elem!(i32, I32, true, |v| v as i32, |v| v as i32, |v: i32| v as f64, |v: i32| v as i64);
-impl_elem!(i64, I64, true, |v| v as i64, |v| v, |v: i64| v as f64, |v| v);
+impl_elem!(
+    i8,
+    I8,
+    Int8,
+    true,
+    |v| v as i8,
+    |v| v as i8,
+    |v: i8| v as f64,
+    |v: i8| v as i64
+);
+impl_elem!(
+    u8,
+    U8,
+    Uint8,
+    true,
+    |v| v as u8,
+    |v| v as u8,
+    |v: u8| v as f64,
+    |v: u8| v as i64
+);
+impl_elem!(
+    i32,
+    I32,
+    Int32,
+    true,
+    |v| v as i32,
+    |v| v as i32,
+    |v: i32| v as f64,
+    |v: i32| v as i64
+);
+impl_elem!(
+    i64,
+    I64,
+    Int64,
+    true,
+    |v| v as i64,
+    |v| v,
+    |v: i64| v as f64,
+    |v| v
+);
 impl_elem!(
     bool,
+    Bool,
     Bool,
     true,
     |v| v != 0.0,
@@ -143,6 +203,8 @@ pub(crate) trait Num: Elem + std::fmt::Debug {
     fn fmod(self, o: Self) -> Self;
     /// True when this is an integer zero (a forbidden divisor).
     fn is_int_zero(self) -> bool;
+    /// True for a float NaN.
+    fn is_nan(self) -> bool;
 }
 
 macro_rules! impl_num_int {
@@ -169,6 +231,9 @@ macro_rules! impl_num_int {
             }
             fn is_int_zero(self) -> bool {
                 self == 0
+            }
+            fn is_nan(self) -> bool {
+                false
             }
         }
     };
@@ -202,6 +267,9 @@ macro_rules! impl_num_float {
             }
             fn is_int_zero(self) -> bool {
                 false
+            }
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
             }
         }
     };
@@ -295,9 +363,7 @@ pub(crate) fn typed<'a, T: Elem>(t: &'a Tensor, what: &str) -> OpResult<&'a Arra
         invalid(format!(
             "{what} has element type {}, expected {}",
             t.dtype().as_str_name(),
-            T::wrap(ArrayD::from_elem(ndarray::IxDyn(&[]), T::from_i64(0)))
-                .dtype()
-                .as_str_name()
+            T::DTYPE.as_str_name()
         ))
     })
 }
@@ -351,7 +417,9 @@ impl<'a> Ctx<'a> {
 
     /// The STRING attribute `name`, or `default`.
     pub fn attr_s_or(&self, name: &str, default: &str) -> String {
-        self.node.attr_s(name).unwrap_or_else(|| default.to_string())
+        self.node
+            .attr_s(name)
+            .unwrap_or_else(|| default.to_string())
     }
 
     /// Number of outputs the node declares (omitted trailing ones included).
@@ -369,10 +437,12 @@ impl<'a> Ctx<'a> {
 pub(crate) fn norm_axis(axis: i64, rank: usize) -> OpResult<usize> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
-    if (0..r.max(1)).contains(&a) {
+    if (0..r).contains(&a) {
         Ok(a as usize)
     } else {
-        Err(invalid(format!("axis {axis} is out of range for rank {rank}")))
+        Err(invalid(format!(
+            "axis {axis} is out of range for rank {rank}"
+        )))
     }
 }
 
@@ -384,11 +454,23 @@ pub(crate) fn to_vec<T: Clone>(a: &ArrayD<T>) -> Vec<T> {
     }
 }
 
+/// The data of `a` in row-major order, borrowed when `a` is already contiguous (the usual case:
+/// weights and activations are not copied just to be read).
+pub(crate) fn contiguous<T: Clone>(a: &ArrayD<T>) -> std::borrow::Cow<'_, [T]> {
+    match a.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(a.iter().cloned().collect()),
+    }
+}
+
 /// An array of `shape` from row-major `data` (the caller guarantees the length).
 pub(crate) fn array<T>(shape: &[usize], data: Vec<T>) -> OpResult<ArrayD<T>> {
     let len = data.len();
-    ArrayD::from_shape_vec(ndarray::IxDyn(shape), data)
-        .map_err(|_| invalid(format!("internal: {len} values do not fill shape {shape:?}")))
+    ArrayD::from_shape_vec(ndarray::IxDyn(shape), data).map_err(|_| {
+        invalid(format!(
+            "internal: {len} values do not fill shape {shape:?}"
+        ))
+    })
 }
 
 /// Evaluates one node on its inputs (positional; `None` is an omitted optional input) and
@@ -402,22 +484,23 @@ pub fn eval_node(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>,
         });
     }
     let ctx = Ctx { node, inputs };
-    dispatch(&ctx).map_err(|e| match e {
-        OpError::Invalid(message) => ExecError::InvalidNode {
+    dispatch(&ctx)
+        .map_err(|e| match e {
+            OpError::Invalid(message) => ExecError::InvalidNode {
+                node: node.name.clone(),
+                op: node.op_type.clone(),
+                message,
+            },
+            OpError::Unsupported(what) => ExecError::UnsupportedForm {
+                node: node.name.clone(),
+                op: node.op_type.clone(),
+                what,
+            },
+        })?
+        .ok_or_else(|| ExecError::UnsupportedOp {
             node: node.name.clone(),
             op: node.op_type.clone(),
-            message,
-        },
-        OpError::Unsupported(what) => ExecError::UnsupportedForm {
-            node: node.name.clone(),
-            op: node.op_type.clone(),
-            what,
-        },
-    })?
-    .ok_or_else(|| ExecError::UnsupportedOp {
-        node: node.name.clone(),
-        op: node.op_type.clone(),
-    })
+        })
 }
 
 /// True when [`eval_node`] implements `op_type` of the default domain.
@@ -451,4 +534,82 @@ fn dispatch(ctx: &Ctx) -> OpResult<Option<Vec<Tensor>>> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::attr;
+    use ndarray::IxDyn;
+
+    #[test]
+    fn malformed_nodes_are_errors_not_panics() {
+        let scalar = Tensor::F32(ArrayD::from_elem(IxDyn(&[]), 1.0));
+        let empty = Tensor::F32(ArrayD::zeros(IxDyn(&[0, 3])));
+        let big = Tensor::from_i64s(vec![i64::MAX, i64::MAX]);
+        let w0 = Tensor::F32(ArrayD::zeros(IxDyn(&[1, 1, 0, 1])));
+        let x4 = Tensor::F32(ArrayD::zeros(IxDyn(&[1, 1, 3, 3])));
+        let cases: Vec<(Node, Vec<&Tensor>)> = vec![
+            (
+                Node::new("a", "Squeeze", &["x"], &["y"]).with_attr(attr::ints("axes", &[0])),
+                vec![&scalar],
+            ),
+            (Node::new("b", "Softmax", &["x"], &["y"]), vec![&scalar]),
+            (Node::new("c", "ArgMax", &["x"], &["y"]), vec![&scalar]),
+            (
+                Node::new("d", "Reshape", &["x", "s"], &["y"]),
+                vec![&empty, &big],
+            ),
+            (
+                Node::new("e", "ConstantOfShape", &["s"], &["y"]),
+                vec![&big],
+            ),
+            (Node::new("f", "Conv", &["x", "w"], &["y"]), vec![&x4, &w0]),
+            (
+                Node::new("g", "Split", &["x"], &["y", "z"])
+                    .with_attr(attr::ints("split", &[1, 1])),
+                vec![&empty],
+            ),
+            (
+                Node::new("h", "Gather", &["x", "i"], &["y"]),
+                vec![&empty, &big],
+            ),
+            (
+                Node::new("i", "MaxPool", &["x"], &["y"])
+                    .with_attr(attr::ints("kernel_shape", &[5, 5])),
+                vec![&x4],
+            ),
+            (
+                Node::new("j", "Add", &["x", "y"], &["z"]),
+                vec![&x4, &empty],
+            ),
+            (
+                Node::new("k", "QuantizeLinear", &["x", "s"], &["y"]),
+                vec![&x4, &empty],
+            ),
+        ];
+        for (node, inputs) in &cases {
+            let args: Vec<Option<&Tensor>> = inputs.iter().map(|t| Some(*t)).collect();
+            let err = eval_node(node, &args).expect_err(&node.name);
+            assert!(
+                err.to_string().contains(&format!("'{}'", node.name)),
+                "{err}"
+            );
+        }
+        // An empty axis sliced backwards is empty, not a panic.
+        let s = Node::new("s", "Slice", &["x", "a", "b", "c", "d"], &["y"]);
+        let (st, en, ax, sp) = (
+            Tensor::from_i64s(vec![-1]),
+            Tensor::from_i64s(vec![i64::MIN]),
+            Tensor::from_i64s(vec![0]),
+            Tensor::from_i64s(vec![-1]),
+        );
+        let y = eval_node(
+            &s,
+            &[Some(&empty), Some(&st), Some(&en), Some(&ax), Some(&sp)],
+        )
+        .unwrap();
+        assert_eq!(y[0].shape(), &[0, 3]);
+        assert!(is_supported("Conv") && !is_supported("NonMaxSuppression"));
+    }
 }

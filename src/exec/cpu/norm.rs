@@ -37,12 +37,14 @@ fn batch_norm(ctx: &Ctx) -> OpResult<Tensor> {
     let eps = ctx.node.attr_f_or("epsilon", 1e-5);
     let inner: usize = x.shape()[2..].iter().product();
     let mut out = to_vec(x);
-    out.par_chunks_mut(inner.max(1)).enumerate().for_each(|(p, plane)| {
-        let ch = p % c;
-        let a = scale[ch] / (var[ch] + eps).sqrt();
-        let b = bias[ch] - mean[ch] * a;
-        plane.iter_mut().for_each(|v| *v = *v * a + b);
-    });
+    out.par_chunks_mut(inner.max(1))
+        .enumerate()
+        .for_each(|(p, plane)| {
+            let ch = p % c;
+            let a = scale[ch] / (var[ch] + eps).sqrt();
+            let b = bias[ch] - mean[ch] * a;
+            plane.iter_mut().for_each(|v| *v = *v * a + b);
+        });
     Ok(Tensor::F32(array(x.shape(), out)?))
 }
 
@@ -57,14 +59,16 @@ fn instance_norm(ctx: &Ctx) -> OpResult<Tensor> {
     let eps = ctx.node.attr_f_or("epsilon", 1e-5) as f64;
     let inner: usize = x.shape()[2..].iter().product();
     let mut out = to_vec(x);
-    out.par_chunks_mut(inner.max(1)).enumerate().for_each(|(p, plane)| {
-        let ch = p % c;
-        let (mean, var) = mean_var(plane);
-        let a = scale[ch] as f64 / (var + eps).sqrt();
-        plane
-            .iter_mut()
-            .for_each(|v| *v = ((*v as f64 - mean) * a + bias[ch] as f64) as f32);
-    });
+    out.par_chunks_mut(inner.max(1))
+        .enumerate()
+        .for_each(|(p, plane)| {
+            let ch = p % c;
+            let (mean, var) = mean_var(plane);
+            let a = scale[ch] as f64 / (var + eps).sqrt();
+            plane
+                .iter_mut()
+                .for_each(|v| *v = ((*v as f64 - mean) * a + bias[ch] as f64) as f32);
+        });
     Ok(Tensor::F32(array(x.shape(), out)?))
 }
 
@@ -86,7 +90,10 @@ fn layer_norm(ctx: &Ctx) -> OpResult<Vec<Tensor>> {
         let Some(t) = ctx.opt(i) else { return Ok(None) };
         let p = typed::<f32>(t, name)?;
         let b = p.broadcast(ndarray::IxDyn(norm_shape)).ok_or_else(|| {
-            invalid(format!("{name} {:?} does not broadcast to {norm_shape:?}", p.shape()))
+            invalid(format!(
+                "{name} {:?} does not broadcast to {norm_shape:?}",
+                p.shape()
+            ))
         })?;
         Ok(Some(b.iter().copied().collect()))
     };
@@ -110,8 +117,14 @@ fn layer_norm(ctx: &Ctx) -> OpResult<Vec<Tensor>> {
     if ctx.wants_output(1) || ctx.wants_output(2) {
         let mut stat_shape = x.shape()[..axis].to_vec();
         stat_shape.extend(std::iter::repeat_n(1, x.ndim() - axis));
-        outs.push(Tensor::F32(array(&stat_shape, stats.iter().map(|s| s.0).collect())?));
-        outs.push(Tensor::F32(array(&stat_shape, stats.iter().map(|s| s.1).collect())?));
+        outs.push(Tensor::F32(array(
+            &stat_shape,
+            stats.iter().map(|s| s.0).collect(),
+        )?));
+        outs.push(Tensor::F32(array(
+            &stat_shape,
+            stats.iter().map(|s| s.1).collect(),
+        )?));
     }
     Ok(outs)
 }
@@ -125,7 +138,9 @@ fn softmax(ctx: &Ctx, log: bool) -> OpResult<Tensor> {
     out.par_chunks_mut((len * inner).max(1)).for_each(|block| {
         for i in 0..inner {
             let at = |j: usize| j * inner + i;
-            let max = (0..len).map(|j| block[at(j)]).fold(f32::NEG_INFINITY, f32::max);
+            let max = (0..len)
+                .map(|j| block[at(j)])
+                .fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0f64;
             for j in 0..len {
                 let e = (block[at(j)] - max).exp();

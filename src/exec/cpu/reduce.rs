@@ -5,7 +5,7 @@
 //! Owns: reducing one tensor over a set of axes (accumulating in f64 for floats).
 //! Does not own: normalizations (see `norm`).
 
-use super::{Ctx, Elem, Num, OpResult, array, invalid, norm_axis, to_vec, typed, with_num};
+use super::{Ctx, Elem, Num, OpResult, array, contiguous, invalid, norm_axis, typed, with_num};
 use crate::graph::{Attributes, Tensor};
 use ndarray::{ArrayD, Dimension};
 
@@ -41,7 +41,12 @@ fn reduce_axes(ctx: &Ctx, rank: usize) -> OpResult<Option<Vec<usize>>> {
     Ok(Some(out))
 }
 
-fn reduce_typed<T: Num>(op: Reduce, a: &ArrayD<T>, axes: &[usize], keep: bool) -> OpResult<ArrayD<T>> {
+fn reduce_typed<T: Num>(
+    op: Reduce,
+    a: &ArrayD<T>,
+    axes: &[usize],
+    keep: bool,
+) -> OpResult<ArrayD<T>> {
     let shape = a.shape();
     let out_full: Vec<usize> = shape
         .iter()
@@ -77,13 +82,17 @@ fn reduce_typed<T: Num>(op: Reduce, a: &ArrayD<T>, axes: &[usize], keep: bool) -
             Reduce::LogSumExp => *slot + x.exp(),
         }
     };
-    let contiguous = axes.windows(2).all(|w| w[1] == w[0] + 1);
-    match (contiguous, axes.last()) {
+    let adjacent_axes = axes.windows(2).all(|w| w[1] == w[0] + 1);
+    match (adjacent_axes, axes.last()) {
         (true, Some(&last)) => {
             // (outer, reduced, inner) view of row-major data: a tight loop.
             let inner: usize = shape[last + 1..].iter().product();
-            let data = to_vec(a);
-            for (o, block) in data.chunks((count * inner).max(1)).enumerate().take(out_len / inner.max(1)) {
+            let data = contiguous(a);
+            for (o, block) in data
+                .chunks((count * inner).max(1))
+                .enumerate()
+                .take(out_len / inner.max(1))
+            {
                 let dst = &mut acc[o * inner..][..inner];
                 for row in block.chunks(inner.max(1)) {
                     for (slot, &v) in dst.iter_mut().zip(row) {
@@ -108,7 +117,11 @@ fn reduce_typed<T: Num>(op: Reduce, a: &ArrayD<T>, axes: &[usize], keep: bool) -
                 Reduce::LogSumExp => v.ln(),
                 _ => v,
             };
-            if T::EXACT { T::from_i64(r as i64) } else { T::from_f64(r) }
+            if T::EXACT {
+                T::from_i64(r as i64)
+            } else {
+                T::from_f64(r)
+            }
         })
         .collect();
     let out_shape: Vec<usize> = if keep {
@@ -133,7 +146,13 @@ fn reduce(ctx: &Ctx, op: Reduce) -> OpResult<Tensor> {
     with_num!(x, T => Ok(T::wrap(reduce_typed(op, typed::<T>(x, "input")?, &axes, keep)?)))
 }
 
-fn arg_extreme<T: Elem>(a: &ArrayD<T>, axis: usize, keep: bool, last: bool, max: bool) -> OpResult<Tensor> {
+fn arg_extreme<T: Elem>(
+    a: &ArrayD<T>,
+    axis: usize,
+    keep: bool,
+    last: bool,
+    max: bool,
+) -> OpResult<Tensor> {
     let shape = a.shape();
     let len = shape[axis];
     if len == 0 {
@@ -141,13 +160,16 @@ fn arg_extreme<T: Elem>(a: &ArrayD<T>, axis: usize, keep: bool, last: bool, max:
     }
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
-    let data = to_vec(a);
+    let data = contiguous(a);
     let mut out = Vec::with_capacity(outer * inner);
     for o in 0..outer {
         for i in 0..inner {
             let mut best = 0usize;
             for j in 1..len {
-                let (v, b) = (data[(o * len + j) * inner + i], data[(o * len + best) * inner + i]);
+                let (v, b) = (
+                    data[(o * len + j) * inner + i],
+                    data[(o * len + best) * inner + i],
+                );
                 let better = if max { v > b } else { v < b };
                 if better || (last && v == b) {
                     best = j;
@@ -200,17 +222,30 @@ mod tests {
 
     #[test]
     fn reduce_axes_from_input_or_attribute() {
-        let x = Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![1., 2., 3., 4., 5., 6.]).unwrap());
+        let x = Tensor::F32(
+            ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![1., 2., 3., 4., 5., 6.]).unwrap(),
+        );
         let axes = Tensor::from_i64s(vec![-1]);
         let node = Node::new("r", "ReduceMean", &["x", "a"], &["y"]);
         let y = eval_node(&node, &[Some(&x), Some(&axes)]).unwrap();
-        assert_eq!(y[0], Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![2., 5.]).unwrap()));
+        assert_eq!(
+            y[0],
+            Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![2., 5.]).unwrap())
+        );
         let old = Node::new("r", "ReduceSum", &["x"], &["y"])
             .with_attr(attr::ints("axes", &[0]))
             .with_attr(attr::int("keepdims", 0));
         let y = eval_node(&old, &[Some(&x)]).unwrap();
-        assert_eq!(y[0], Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[3]), vec![5., 7., 9.]).unwrap()));
+        assert_eq!(
+            y[0],
+            Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[3]), vec![5., 7., 9.]).unwrap())
+        );
         let am = Node::new("a", "ArgMax", &["x"], &["y"]).with_attr(attr::int("axis", 1));
-        assert_eq!(eval_node(&am, &[Some(&x)]).unwrap()[0].to_i64_vec().unwrap(), vec![2, 2]);
+        assert_eq!(
+            eval_node(&am, &[Some(&x)]).unwrap()[0]
+                .to_i64_vec()
+                .unwrap(),
+            vec![2, 2]
+        );
     }
 }

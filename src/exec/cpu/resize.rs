@@ -7,7 +7,7 @@
 //! Does not own: `antialias` or `keep_aspect_ratio_policy` other than `stretch` (reported as
 //! unsupported).
 
-use super::{Ctx, OpResult, array, invalid, norm_axis, to_vec, typed, unsupported};
+use super::{Ctx, OpResult, array, contiguous, invalid, norm_axis, typed, unsupported};
 use crate::graph::{Attributes, Tensor};
 use rayon::prelude::*;
 
@@ -37,13 +37,15 @@ enum Rounding {
     Ceil,
 }
 
-fn source_coord(t: Transform, j: usize, in_len: usize, out_len: usize, scale: f64) -> f64 {
-    let j = j as f64;
+/// The input coordinate of output index `j`, computed in f32 as onnxruntime does (ties such as
+/// 1.5 / 0.6 - 0.5 round differently in f64).
+fn source_coord(t: Transform, j: usize, in_len: usize, out_len: usize, scale: f32) -> f32 {
+    let j = j as f32;
     match t {
         Transform::HalfPixel => (j + 0.5) / scale - 0.5,
         Transform::HalfPixelSymmetric => {
-            let adjustment = out_len as f64 / (scale * in_len as f64);
-            let center = in_len as f64 / 2.0;
+            let adjustment = out_len as f32 / (scale * in_len as f32);
+            let center = in_len as f32 / 2.0;
             center * (1.0 - adjustment) + (j + 0.5) / scale - 0.5
         }
         Transform::PytorchHalfPixel => {
@@ -57,7 +59,7 @@ fn source_coord(t: Transform, j: usize, in_len: usize, out_len: usize, scale: f6
             if out_len == 1 {
                 0.0
             } else {
-                j * (in_len as f64 - 1.0) / (out_len as f64 - 1.0)
+                j * (in_len as f32 - 1.0) / (out_len as f32 - 1.0)
             }
         }
         Transform::Asymmetric => j / scale,
@@ -72,11 +74,17 @@ fn cubic_coeffs(r: f64, a: f64) -> [f64; 4] {
 }
 
 /// The (source index, weight) taps of every output index along one axis.
-fn taps(interp: Interp, t: Transform, in_len: usize, out_len: usize, scale: f64) -> Vec<Vec<(usize, f32)>> {
+fn taps(
+    interp: Interp,
+    t: Transform,
+    in_len: usize,
+    out_len: usize,
+    scale: f32,
+) -> Vec<Vec<(usize, f32)>> {
     let last = in_len as f64 - 1.0;
     (0..out_len)
         .map(|j| {
-            let x = source_coord(t, j, in_len, out_len, scale);
+            let x = source_coord(t, j, in_len, out_len, scale) as f64;
             match interp {
                 Interp::Nearest(r) => {
                     let frac = x - x.floor();
@@ -94,7 +102,10 @@ fn taps(interp: Interp, t: Transform, in_len: usize, out_len: usize, scale: f64)
                     let x0 = x.floor();
                     let w1 = x - x0;
                     let i0 = x0 as usize;
-                    vec![(i0, (1.0 - w1) as f32), ((i0 + 1).min(in_len - 1), w1 as f32)]
+                    vec![
+                        (i0, (1.0 - w1) as f32),
+                        ((i0 + 1).min(in_len - 1), w1 as f32),
+                    ]
                 }
                 Interp::Cubic { a, exclude_outside } => {
                     let x0 = x.floor();
@@ -130,21 +141,23 @@ fn resample(data: &[f32], shape: &[usize], axis: usize, taps: &[Vec<(usize, f32)
     if inner == 0 || out.is_empty() {
         return out;
     }
-    out.par_chunks_mut(out_len * inner).enumerate().for_each(|(o, block)| {
-        let src = &data[o * in_len * inner..][..in_len * inner];
-        for (j, dst) in block.chunks_mut(inner).enumerate() {
-            match taps[j].as_slice() {
-                [(i, w)] if *w == 1.0 => dst.copy_from_slice(&src[i * inner..][..inner]),
-                list => {
-                    for &(i, w) in list {
-                        for (d, &s) in dst.iter_mut().zip(&src[i * inner..][..inner]) {
-                            *d += w * s;
+    out.par_chunks_mut(out_len * inner)
+        .enumerate()
+        .for_each(|(o, block)| {
+            let src = &data[o * in_len * inner..][..in_len * inner];
+            for (j, dst) in block.chunks_mut(inner).enumerate() {
+                match taps[j].as_slice() {
+                    [(i, w)] if *w == 1.0 => dst.copy_from_slice(&src[i * inner..][..inner]),
+                    list => {
+                        for &(i, w) in list {
+                            for (d, &s) in dst.iter_mut().zip(&src[i * inner..][..inner]) {
+                                *d += w * s;
+                            }
                         }
                     }
                 }
             }
-        }
-    });
+        });
     out
 }
 
@@ -165,22 +178,29 @@ fn resize(ctx: &Ctx) -> OpResult<Tensor> {
         (nonempty(ctx.opt(2)), nonempty(ctx.opt(3)))
     };
     let axes: Vec<usize> = match ctx.node.attr_ints("axes") {
-        Some(a) => a.iter().map(|&v| norm_axis(v, rank)).collect::<OpResult<_>>()?,
+        Some(a) => a
+            .iter()
+            .map(|&v| norm_axis(v, rank))
+            .collect::<OpResult<_>>()?,
         None => (0..rank).collect(),
     };
-    let mut plan: Vec<(usize, usize, f64)> = Vec::new(); // (axis, out_len, scale)
+    let mut plan: Vec<(usize, usize, f32)> = Vec::new(); // (axis, out_len, scale)
     match (scales, sizes) {
         (Some(s), None) => {
             let s = typed::<f32>(s, "scales")?;
             if s.len() != axes.len() {
-                return Err(invalid(format!("{} scales for {} axes", s.len(), axes.len())));
+                return Err(invalid(format!(
+                    "{} scales for {} axes",
+                    s.len(),
+                    axes.len()
+                )));
             }
             for (&axis, &sc) in axes.iter().zip(s.iter()) {
                 if sc <= 0.0 || !sc.is_finite() {
                     return Err(invalid(format!("scale {sc} must be positive")));
                 }
                 let out = (x.shape()[axis] as f64 * sc as f64).floor() as usize;
-                plan.push((axis, out, sc as f64));
+                plan.push((axis, out, sc));
             }
         }
         (None, Some(s)) => {
@@ -188,37 +208,56 @@ fn resize(ctx: &Ctx) -> OpResult<Tensor> {
             if policy != "stretch" {
                 return Err(unsupported(format!("keep_aspect_ratio_policy = {policy}")));
             }
-            let s = s.to_i64_vec().ok_or_else(|| invalid("sizes must be int64"))?;
+            let s = s
+                .to_i64_vec()
+                .ok_or_else(|| invalid("sizes must be int64"))?;
             if s.len() != axes.len() {
-                return Err(invalid(format!("{} sizes for {} axes", s.len(), axes.len())));
+                return Err(invalid(format!(
+                    "{} sizes for {} axes",
+                    s.len(),
+                    axes.len()
+                )));
             }
             for (&axis, &out) in axes.iter().zip(&s) {
                 let out = usize::try_from(out).map_err(|_| invalid("sizes must be >= 0"))?;
-                let scale = out as f64 / x.shape()[axis].max(1) as f64;
+                let scale = out as f32 / x.shape()[axis].max(1) as f32;
                 plan.push((axis, out, scale));
             }
         }
         _ => return Err(invalid("exactly one of scales and sizes must be given")),
     }
     let default_transform = if opset10 { "asymmetric" } else { "half_pixel" };
-    let transform = match ctx.attr_s_or("coordinate_transformation_mode", default_transform).as_str() {
+    let transform = match ctx
+        .attr_s_or("coordinate_transformation_mode", default_transform)
+        .as_str()
+    {
         "half_pixel" => Transform::HalfPixel,
         "half_pixel_symmetric" => Transform::HalfPixelSymmetric,
         "pytorch_half_pixel" => Transform::PytorchHalfPixel,
         "align_corners" => Transform::AlignCorners,
         "asymmetric" => Transform::Asymmetric,
         "tf_half_pixel_for_nn" => Transform::TfHalfPixelForNn,
-        other => return Err(unsupported(format!("coordinate_transformation_mode = {other}"))),
+        other => {
+            return Err(unsupported(format!(
+                "coordinate_transformation_mode = {other}"
+            )));
+        }
     };
-    let default_rounding = if opset10 { "floor" } else { "round_prefer_floor" };
+    let default_rounding = if opset10 {
+        "floor"
+    } else {
+        "round_prefer_floor"
+    };
     let interp = match ctx.attr_s_or("mode", "nearest").as_str() {
-        "nearest" => Interp::Nearest(match ctx.attr_s_or("nearest_mode", default_rounding).as_str() {
-            "round_prefer_floor" => Rounding::PreferFloor,
-            "round_prefer_ceil" => Rounding::PreferCeil,
-            "floor" => Rounding::Floor,
-            "ceil" => Rounding::Ceil,
-            other => return Err(invalid(format!("nearest_mode = {other}"))),
-        }),
+        "nearest" => Interp::Nearest(
+            match ctx.attr_s_or("nearest_mode", default_rounding).as_str() {
+                "round_prefer_floor" => Rounding::PreferFloor,
+                "round_prefer_ceil" => Rounding::PreferCeil,
+                "floor" => Rounding::Floor,
+                "ceil" => Rounding::Ceil,
+                other => return Err(invalid(format!("nearest_mode = {other}"))),
+            },
+        ),
         "linear" | "bilinear" | "trilinear" => Interp::Linear,
         "cubic" | "bicubic" => Interp::Cubic {
             a: ctx.node.attr_f_or("cubic_coeff_a", -0.75) as f64,
@@ -227,7 +266,7 @@ fn resize(ctx: &Ctx) -> OpResult<Tensor> {
         other => return Err(invalid(format!("mode = {other}"))),
     };
     let mut shape = x.shape().to_vec();
-    let mut data = to_vec(x);
+    let mut data = contiguous(x);
     for (axis, out_len, scale) in plan {
         let in_len = shape[axis];
         if out_len == in_len && scale == 1.0 {
@@ -237,10 +276,10 @@ fn resize(ctx: &Ctx) -> OpResult<Tensor> {
             return Err(invalid("cannot resize an empty axis"));
         }
         let t = taps(interp, transform, in_len, out_len, scale);
-        data = resample(&data, &shape, axis, &t);
+        data = std::borrow::Cow::Owned(resample(&data, &shape, axis, &t));
         shape[axis] = out_len;
     }
-    Ok(Tensor::F32(array(&shape, data)?))
+    Ok(Tensor::F32(array(&shape, data.into_owned())?))
 }
 
 /// Evaluates `Resize`; `Ok(None)` for other ops.
@@ -267,7 +306,13 @@ mod tests {
         assert_eq!(src(&near(Rounding::Floor)), vec![0, 0, 0, 1]);
         assert_eq!(src(&near(Rounding::Ceil)), vec![0, 1, 1, 1]);
         // 4 -> 2 asymmetric: x = 0, 2
-        let down = taps(Interp::Nearest(Rounding::PreferFloor), Transform::Asymmetric, 4, 2, 0.5);
+        let down = taps(
+            Interp::Nearest(Rounding::PreferFloor),
+            Transform::Asymmetric,
+            4,
+            2,
+            0.5,
+        );
         assert_eq!(src(&down), vec![0, 2]);
         // ties: 3 -> 2 with align_corners gives x = 0, 2; asymmetric 1 -> 2 at scale 2 gives 0, 0.5
         let ties = |r| src(&taps(Interp::Nearest(r), Transform::Asymmetric, 2, 4, 2.0));
@@ -279,13 +324,17 @@ mod tests {
     fn linear_coordinate_modes() {
         // 2 -> 4, align_corners: x = 0, 1/3, 2/3, 1
         let t = taps(Interp::Linear, Transform::AlignCorners, 2, 4, 2.0);
-        let value = |t: &Vec<(usize, f32)>| t.iter().map(|&(i, w)| w * [10.0, 20.0][i]).sum::<f32>();
+        let value =
+            |t: &Vec<(usize, f32)>| t.iter().map(|&(i, w)| w * [10.0, 20.0][i]).sum::<f32>();
         let got: Vec<f32> = t.iter().map(value).collect();
         for (g, w) in got.iter().zip([10.0, 13.333_333, 16.666_666, 20.0]) {
             assert!((g - w).abs() < 1e-4, "{got:?}");
         }
         // half_pixel clamps at the edges: -0.25 -> 10, 0.25 -> 12.5, 0.75 -> 17.5, 1.25 -> 20
-        let got: Vec<f32> = taps(Interp::Linear, Transform::HalfPixel, 2, 4, 2.0).iter().map(value).collect();
+        let got: Vec<f32> = taps(Interp::Linear, Transform::HalfPixel, 2, 4, 2.0)
+            .iter()
+            .map(value)
+            .collect();
         assert_eq!(got, vec![10.0, 12.5, 17.5, 20.0]);
         // pytorch_half_pixel with one output reads index 0
         let one = taps(Interp::Linear, Transform::PytorchHalfPixel, 4, 1, 0.25);

@@ -37,14 +37,21 @@ fn constant(ctx: &Ctx) -> OpResult<Tensor> {
 
 /// Non-negative dims from an integer tensor.
 fn dims(values: &[i64]) -> OpResult<Vec<usize>> {
-    values
+    let dims = values
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| invalid(format!("negative dim in {values:?}"))))
-        .collect()
+        .collect::<OpResult<Vec<usize>>>()?;
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| invalid(format!("shape {values:?} has too many elements")))?;
+    Ok(dims)
 }
 
 fn constant_of_shape(ctx: &Ctx) -> OpResult<Tensor> {
-    let shape = dims(&ctx.ints_input(0)?.ok_or_else(|| invalid("shape is required"))?)?;
+    let shape = dims(
+        &ctx.ints_input(0)?
+            .ok_or_else(|| invalid("shape is required"))?,
+    )?;
     let value = match ctx.node.attr_t("value") {
         Some(t) => Tensor::from_proto(t).map_err(|e| invalid(e.to_string()))?,
         None => Tensor::F32(ArrayD::from_elem(IxDyn(&[1]), 0.0)),
@@ -142,7 +149,10 @@ pub(crate) fn eval(op: &str, ctx: &Ctx) -> OpResult<Option<Vec<Tensor>>> {
         "Shape" => shape(ctx)?,
         "Size" => Tensor::I64(ArrayD::from_elem(IxDyn(&[]), ctx.input(0)?.len() as i64)),
         "Cast" => {
-            let to = ctx.node.attr_i("to").ok_or_else(|| invalid("to is required"))?;
+            let to = ctx
+                .node
+                .attr_i("to")
+                .ok_or_else(|| invalid("to is required"))?;
             cast(ctx.input(0)?, to as i32)?
         }
         "CastLike" => cast(ctx.input(0)?, ctx.input(1)?.dtype() as i32)?,
@@ -169,10 +179,12 @@ mod tests {
     fn range_and_shape_slices() {
         let t = |v: i64| Tensor::I64(ArrayD::from_elem(IxDyn(&[]), v));
         let node = Node::new("r", "Range", &["a", "b", "c"], &["y"]);
-        let y = crate::exec::cpu::eval_node(&node, &[Some(&t(10)), Some(&t(1)), Some(&t(-3))]).unwrap();
+        let y =
+            crate::exec::cpu::eval_node(&node, &[Some(&t(10)), Some(&t(1)), Some(&t(-3))]).unwrap();
         assert_eq!(y[0].to_i64_vec().unwrap(), vec![10, 7, 4]);
         let x = Tensor::F32(ArrayD::zeros(IxDyn(&[2, 3, 4])));
-        let node = Node::new("s", "Shape", &["x"], &["y"]).with_attr(crate::graph::attr::int("start", -2));
+        let node =
+            Node::new("s", "Shape", &["x"], &["y"]).with_attr(crate::graph::attr::int("start", -2));
         let y = crate::exec::cpu::eval_node(&node, &[Some(&x)]).unwrap();
         assert_eq!(y[0].to_i64_vec().unwrap(), vec![3, 4]);
     }
@@ -180,8 +192,20 @@ mod tests {
     #[test]
     fn casts_truncate_and_keep_large_integers_exact() {
         let x = Tensor::F32(ndarray::arr1(&[-1.7f32, 2.9, 300.0]).into_dyn());
-        assert_eq!(cast(&x, DataType::Int32 as i32).unwrap().to_i64_vec().unwrap(), vec![-1, 2, 300]);
+        assert_eq!(
+            cast(&x, DataType::Int32 as i32)
+                .unwrap()
+                .to_i64_vec()
+                .unwrap(),
+            vec![-1, 2, 300]
+        );
         let big = Tensor::from_i64s(vec![(1 << 53) + 1]);
-        assert_eq!(cast(&big, DataType::Int64 as i32).unwrap().to_i64_vec().unwrap(), vec![(1 << 53) + 1]);
+        assert_eq!(
+            cast(&big, DataType::Int64 as i32)
+                .unwrap()
+                .to_i64_vec()
+                .unwrap(),
+            vec![(1 << 53) + 1]
+        );
     }
 }

@@ -82,17 +82,17 @@ impl Window {
                     };
                 }
                 "VALID" | "NOTSET" | "" => {
-                    if auto_pad == "NOTSET" || auto_pad.is_empty() {
-                        if let Some(p) = ctx.node.attr_ints("pads") {
-                            if p.len() != 2 * rank || p.iter().any(|&v| v < 0) {
-                                return Err(invalid(format!(
-                                    "pads = {p:?} must be {} non-negative values",
-                                    2 * rank
-                                )));
-                            }
-                            pad_begin[i] = p[i] as usize;
-                            pad_end[i] = p[i + rank] as usize;
+                    if auto_pad != "VALID"
+                        && let Some(p) = ctx.node.attr_ints("pads")
+                    {
+                        if p.len() != 2 * rank || p.iter().any(|&v| v < 0) {
+                            return Err(invalid(format!(
+                                "pads = {p:?} must be {} non-negative values",
+                                2 * rank
+                            )));
                         }
+                        pad_begin[i] = p[i] as usize;
+                        pad_end[i] = p[i + rank] as usize;
                     }
                     let padded = x + pad_begin[i] + pad_end[i];
                     if padded < span {
@@ -148,7 +148,8 @@ impl Window {
     /// The input coordinate read by output `o` at kernel offset `k` on dim `d`, if inside.
     #[inline]
     pub fn source(&self, d: usize, o: usize, k: usize) -> Option<usize> {
-        let pos = (o * self.strides[d] + k * self.dilations[d]) as isize - self.pad_begin[d] as isize;
+        let pos =
+            (o * self.strides[d] + k * self.dilations[d]) as isize - self.pad_begin[d] as isize;
         (pos >= 0 && (pos as usize) < self.input[d]).then_some(pos as usize)
     }
 
@@ -160,7 +161,11 @@ impl Window {
         // o * s + off - pb >= 0  and  o * s + off - pb < input
         let lo = if off >= pb { 0 } else { (pb - off).div_ceil(s) };
         let end = self.input[d] + pb;
-        let hi = if end > off { (end - off).div_ceil(s) } else { 0 };
+        let hi = if end > off {
+            (end - off).div_ceil(s)
+        } else {
+            0
+        };
         lo.min(self.output[d])..hi.min(self.output[d]).max(lo.min(self.output[d]))
     }
 }
@@ -184,7 +189,10 @@ mod tests {
         let n = Node::new("p", "MaxPool", &[], &[])
             .with_attr(attr::ints("strides", &[2, 2]))
             .with_attr(attr::ints("pads", &[1, 1, 1, 1]));
-        assert_eq!(window(n.clone(), &[112, 112], &[3, 3], false).output_dims(), &[56, 56]);
+        assert_eq!(
+            window(n.clone(), &[112, 112], &[3, 3], false).output_dims(),
+            &[56, 56]
+        );
         // 6, k3 s2 no pads: floor 2, ceil 3 (last window starts at 4 < 6)
         let n = Node::new("p", "MaxPool", &[], &[]).with_attr(attr::ints("strides", &[2]));
         assert_eq!(window(n.clone(), &[6], &[3], false).output_dims(), &[2]);

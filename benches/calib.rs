@@ -1,0 +1,62 @@
+//! Hot paths of calibration: the two passes' per-value work and the per-tensor threshold searches.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use trtq::calib::{Collector, Histogram, MaxCollector, Method, Percentile};
+
+/// Deterministic Laplace-like values (inverse CDF over a low-discrepancy sequence).
+fn laplace_values(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            // Never exactly 0 or ±0.5 (the golden ratio is irrational), so always finite.
+            let u = (((i as f64 + 0.5) * 0.618_033_988_749_895) % 1.0) - 0.5;
+            (-u.signum() * (1.0 - 2.0 * u.abs()).ln()) as f32
+        })
+        .collect()
+}
+
+fn passes(c: &mut Criterion) {
+    let values = laplace_values(1 << 22);
+    let mut group = c.benchmark_group("calib_pass");
+    group.throughput(Throughput::Elements(values.len() as u64));
+    group.bench_function("range_pass_4M", |b| {
+        b.iter(|| {
+            let mut collector = MaxCollector::default();
+            collector.observe(black_box(&values));
+            collector
+        })
+    });
+    let mut range = MaxCollector::default();
+    range.observe(&values);
+    group.bench_function("histogram_pass_4M", |b| {
+        b.iter(|| {
+            let mut histogram = Histogram::new(range.abs_max()).unwrap();
+            histogram.add(black_box(&values));
+            histogram
+        })
+    });
+    group.finish();
+}
+
+fn searches(c: &mut Criterion) {
+    let values = laplace_values(1 << 20);
+    let mut range = MaxCollector::default();
+    range.observe(&values);
+    let mut histogram = Histogram::new(range.abs_max()).unwrap();
+    histogram.add(&values);
+    let mut group = c.benchmark_group("calib_search");
+    for method in [
+        Method::Percentile(Percentile::new(99.99).unwrap()),
+        Method::Entropy,
+        Method::Mse,
+    ] {
+        group.bench_function(method.name(), |b| {
+            b.iter(|| black_box(&histogram).amax(method))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, passes, searches);
+criterion_main!(benches);

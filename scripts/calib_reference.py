@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Numpy reference implementations of trtq's calibration methods.
+
+Written from the published algorithms, independently of the Rust code (which computes the
+entropy search from prefix sums; this file computes every candidate's distributions in full):
+
+- max: the largest finite |x|.
+- histogram: 2048 bins of |x| over [0, abs-max], filled by trtq's documented rule
+  (f32 scale = min(2048 / range_max, f32 max); bin = trunc(min(|x| * scale, 2047)); NaN/Inf
+  not binned).
+- percentile: the smallest bin edge k (in 1..2048) with at least p% of the values in bins 0..k.
+- entropy: TensorRT's KL-divergence calibration ("8-bit Inference with TensorRT", GTC 2017) with
+  pytorch-quantization's conventions: bin 0 takes bin 1's count, thresholds i = 128..2048 bins,
+  P = bins[:i] with the clipped mass added to its last bin, Q = bins[:i] merged into 128 levels
+  and spread evenly over each level's non-empty bins, amax = i bin widths; divergences within
+  1e-12 of the smallest are ties, won by the largest i.
+- mse: among bin centers i + 0.5 (i = 128..2047), the amax minimizing the count-weighted squared
+  error of INT8 symmetric fake quantization (round half to even, saturate at 127) of the bin
+  centers; errors within 1e-12 relative (+1e-18 per value) of the smallest are ties, won by the
+  smallest.
+- floor: an amax below 1e-8 becomes 1e-8; if every finite |x| falls in the top bin, every
+  histogram method returns abs-max.
+
+Usage: calib_reference.py FILE.npy --method {max,percentile,entropy,mse} [--percentile P]
+prints {"amax": x, "bin_width": w} as trtq calib-amax does.
+"""
+
+import argparse
+import json
+
+import numpy as np
+
+BINS = 2048
+QUANT_LEVELS = 128
+FIRST_CANDIDATE = 128
+INT8_MAX = 127.0
+AMAX_FLOOR = np.float32(1e-8)
+ENTROPY_TIE_TOLERANCE = 1e-12
+MSE_TIE_RELATIVE = 1e-12
+MSE_TIE_PER_VALUE = 1e-18
+
+
+def abs_max(values):
+    """Largest finite |x| as float32 (0 when there is none)."""
+    magnitudes = np.abs(np.asarray(values, dtype=np.float32).ravel())
+    finite = magnitudes[np.isfinite(magnitudes)]
+    return np.float32(finite.max()) if finite.size else np.float32(0.0)
+
+
+def histogram(values, range_max):
+    """2048-bin histogram of the finite |x| over [0, range_max], trtq's fill rule."""
+    magnitudes = np.abs(np.asarray(values, dtype=np.float32).ravel())
+    magnitudes = magnitudes[np.isfinite(magnitudes)]
+    range_max = np.float32(range_max)
+    with np.errstate(over="ignore"):
+        scale = min(np.float32(BINS) / range_max, np.finfo(np.float32).max) if range_max > 0 else np.float32(0.0)
+    scaled = np.minimum(magnitudes * scale, np.float32(BINS - 1))
+    return np.bincount(scaled.astype(np.int64), minlength=BINS).astype(np.uint64)
+
+
+def percentile_edge(bins, percentile):
+    """Smallest bin edge k with at least `percentile`% of the values below it."""
+    cumulative = np.cumsum(bins.astype(np.float64))
+    target = percentile / 100.0 * cumulative[-1]
+    reached = np.nonzero(cumulative >= target)[0]
+    return float(reached[0] + 1) if reached.size else float(BINS)
+
+
+def kl_divergence(p, q):
+    """KL(p || q) of two unnormalized distributions; infinite where p > 0 and q == 0."""
+    p_sum, q_sum = p.sum(), q.sum()
+    if p_sum == 0 or q_sum == 0:
+        return np.inf
+    p = p / p_sum
+    q = q / q_sum
+    support = p > 0
+    if np.any(q[support] == 0):
+        return np.inf
+    return float(np.sum(p[support] * np.log(p[support] / q[support])))
+
+
+def entropy_edge(bins):
+    """TensorRT entropy threshold, in bins, computed candidate by candidate."""
+    counts = bins.astype(np.float64).copy()
+    counts[0] = counts[1]
+    if counts.sum() == 0:
+        return float(BINS)
+    edges = np.arange(FIRST_CANDIDATE, BINS + 1)
+    divergences = np.empty(edges.size)
+    for index, edge in enumerate(edges):
+        kept = counts[:edge]
+        reference = kept.copy()
+        reference[-1] += counts[edge:].sum()
+        level = (np.arange(edge) * QUANT_LEVELS) // edge
+        level_total = np.bincount(level, weights=kept, minlength=QUANT_LEVELS)
+        level_nonzero = np.bincount(level, weights=(kept > 0).astype(np.float64), minlength=QUANT_LEVELS)
+        candidate = np.where(kept > 0, level_total[level] / np.maximum(level_nonzero[level], 1.0), 0.0)
+        divergences[index] = kl_divergence(reference, candidate)
+    tied = np.nonzero(divergences <= divergences.min() + ENTROPY_TIE_TOLERANCE)[0]
+    return float(edges[tied[-1]])
+
+
+def mse_center(bins):
+    """MSE threshold, in bins: the best bin center among candidates 128.5 .. 2047.5."""
+    counts = bins.astype(np.float64)
+    centers = np.arange(BINS) + 0.5
+    amaxes = (np.arange(FIRST_CANDIDATE, BINS) + 0.5)[:, None]
+    dequantized = np.minimum(np.rint(centers[None, :] * (INT8_MAX / amaxes)), INT8_MAX) * (amaxes / INT8_MAX)
+    errors = ((dequantized - centers[None, :]) ** 2 * counts[None, :]).sum(axis=1)
+    tolerance = errors.min() * MSE_TIE_RELATIVE + counts.sum() * MSE_TIE_PER_VALUE
+    tied = np.nonzero(errors <= errors.min() + tolerance)[0]
+    return float(amaxes[tied[0], 0])
+
+
+def amax(values, method, percentile=99.99):
+    """(amax, bin_width) of `values` for `method`, with trtq's floor and constant rule."""
+    range_max = abs_max(values)
+    bin_width = np.float32(range_max / np.float32(BINS))
+    if method == "max":
+        computed = range_max
+    else:
+        bins = histogram(values, range_max)
+        if range_max == 0 or bins[-1] == bins.sum():
+            computed = range_max
+        else:
+            edge = {
+                "percentile": lambda: percentile_edge(bins, percentile),
+                "entropy": lambda: entropy_edge(bins),
+                "mse": lambda: mse_center(bins),
+            }[method]()
+            computed = np.float32(edge * float(range_max) / BINS)
+    return max(np.float32(computed), AMAX_FLOOR), bin_width
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("npy")
+    parser.add_argument("--method", required=True, choices=["max", "percentile", "entropy", "mse"])
+    parser.add_argument("--percentile", type=float, default=99.99)
+    args = parser.parse_args()
+    result, width = amax(np.load(args.npy), args.method, args.percentile)
+    print(json.dumps({"amax": float(result), "bin_width": float(width)}))
+
+
+if __name__ == "__main__":
+    main()

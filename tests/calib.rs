@@ -1,0 +1,318 @@
+//! Calibration statistics through the public API: order independence, exact shard merges, tie
+//! groups, method switching on a stored histogram, and closed-form answers.
+
+use trtq::calib::{
+    AMAX_FLOOR, AmaxWarning, BINS, Collector, Histogram, HistogramCollector, MaxCollector, Method,
+    Percentile, calibrate_tensor, tie_group_amax,
+};
+
+/// A small deterministic generator (SplitMix64) so the tests need no extra crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1).
+    fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// Laplace(0, 1) by inverse CDF: heavy tails, so the histogram methods clip.
+    fn laplace(&mut self) -> f32 {
+        let u = self.unit() - 0.5;
+        (-u.signum() * (1.0 - 2.0 * u.abs()).ln()) as f32
+    }
+
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
+fn methods() -> Vec<Method> {
+    vec![
+        Method::Max,
+        Method::Percentile(Percentile::new(99.9).unwrap()),
+        Method::Entropy,
+        Method::Mse,
+    ]
+}
+
+/// Laplace values cut into batches of uneven sizes.
+fn laplace_batches(seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng(seed);
+    (0..24)
+        .map(|batch| (0..(500 + 137 * batch)).map(|_| rng.laplace()).collect())
+        .collect()
+}
+
+fn as_slices(batches: &[Vec<f32>]) -> Vec<&[f32]> {
+    batches.iter().map(Vec::as_slice).collect()
+}
+
+#[test]
+fn shuffled_batches_give_bitwise_identical_amax_for_every_method() {
+    let batches = laplace_batches(1);
+    let mut rng = Rng(99);
+    for method in methods() {
+        let reference = calibrate_tensor(as_slices(&batches), method).unwrap();
+        for _ in 0..5 {
+            let mut shuffled = as_slices(&batches);
+            rng.shuffle(&mut shuffled);
+            let again = calibrate_tensor(shuffled, method).unwrap();
+            assert_eq!(
+                again.amax.amax.to_bits(),
+                reference.amax.amax.to_bits(),
+                "{method}"
+            );
+            assert_eq!(again.histogram, reference.histogram, "{method}");
+            assert_eq!(again.range, reference.range, "{method}");
+        }
+    }
+}
+
+#[test]
+fn rebatching_the_same_values_changes_nothing() {
+    let batches = laplace_batches(2);
+    let all: Vec<f32> = batches.concat();
+    let tiny: Vec<&[f32]> = all.chunks(7).collect();
+    for method in methods() {
+        let whole = calibrate_tensor([all.as_slice()], method).unwrap();
+        let pieces = calibrate_tensor(tiny.iter().copied(), method).unwrap();
+        assert_eq!(
+            whole.amax.amax.to_bits(),
+            pieces.amax.amax.to_bits(),
+            "{method}"
+        );
+    }
+}
+
+#[test]
+fn merged_shards_equal_one_collector() {
+    let batches = laplace_batches(3);
+    let shards: Vec<&[Vec<f32>]> = vec![&batches[..5], &batches[5..17], &batches[17..]];
+
+    // Pass 1 per shard, then the ranges merge.
+    let shard_ranges: Vec<MaxCollector> = shards
+        .iter()
+        .map(|shard| {
+            let mut range = MaxCollector::default();
+            shard.iter().for_each(|batch| range.observe(batch));
+            range
+        })
+        .collect();
+    let mut range = shard_ranges[0];
+    shard_ranges[1..]
+        .iter()
+        .for_each(|other| range.merge(other));
+    let single = calibrate_tensor(as_slices(&batches), Method::Entropy).unwrap();
+    assert_eq!(range, single.range);
+
+    // Pass 2 per shard over the merged range, then the histograms merge.
+    for method in methods() {
+        let shard_collectors: Vec<HistogramCollector> = shards
+            .iter()
+            .map(|shard| {
+                let mut collector = HistogramCollector::new(&range, method).unwrap();
+                shard.iter().for_each(|batch| collector.observe(batch));
+                collector
+            })
+            .collect();
+        let mut merged = shard_collectors[0].clone();
+        shard_collectors[1..]
+            .iter()
+            .for_each(|other| merged.merge(other));
+        let expected = calibrate_tensor(as_slices(&batches), method).unwrap();
+        assert_eq!(Some(merged.histogram()), single.histogram.as_ref());
+        assert_eq!(
+            merged.amax().unwrap().amax.to_bits(),
+            expected.amax.amax.to_bits(),
+            "{method}"
+        );
+    }
+}
+
+#[test]
+fn switching_method_reuses_a_stored_histogram() {
+    let batches = laplace_batches(4);
+    let entropy = calibrate_tensor(as_slices(&batches), Method::Entropy).unwrap();
+    let stored = serde_json::to_string(&entropy.histogram.unwrap()).unwrap();
+    let histogram: Histogram = serde_json::from_str(&stored).unwrap();
+    for method in methods() {
+        let direct = calibrate_tensor(as_slices(&batches), method).unwrap();
+        assert_eq!(histogram.amax(method), direct.amax, "{method}");
+    }
+}
+
+#[test]
+fn histogram_methods_clip_laplace_tails_and_max_does_not() {
+    let batches = laplace_batches(5);
+    let amax = |method| {
+        calibrate_tensor(as_slices(&batches), method)
+            .unwrap()
+            .amax
+            .amax
+    };
+    let max = amax(Method::Max);
+    let expected_max = batches
+        .iter()
+        .flatten()
+        .fold(0f32, |acc, &x| acc.max(x.abs()));
+    assert_eq!(max, expected_max);
+    for method in [
+        Method::Entropy,
+        Method::Percentile(Percentile::new(99.0).unwrap()),
+    ] {
+        let clipped = amax(method);
+        assert!(
+            clipped < 0.8 * max,
+            "{method}: {clipped} should clip the Laplace tail (max {max})"
+        );
+    }
+    // Laplace(0,1): P(|x| > t) = e^-t, so the 99th percentile of |x| is ln(100).
+    let p99 = amax(Method::Percentile(Percentile::new(99.0).unwrap()));
+    assert!(
+        (p99 - 100f32.ln()).abs() < 0.1,
+        "99th percentile of |Laplace| {p99} vs ln 100"
+    );
+}
+
+#[test]
+fn percentile_of_a_uniform_grid_is_the_percentile_within_one_bin() {
+    // |x| takes the values (k + 0.5) / n, k = 0..n, evenly: the p-th percentile is p / 100.
+    let n = 1 << 16;
+    let values: Vec<f32> = (0..n)
+        .map(|k| {
+            let magnitude = (k as f32 + 0.5) / n as f32;
+            if k % 2 == 0 { magnitude } else { -magnitude }
+        })
+        .collect();
+    let range_max = (n as f32 - 0.5) / n as f32;
+    let bin_width = range_max / BINS as f32;
+    for percentile in [10.0, 50.0, 90.0, 99.0, 99.99] {
+        let method = Method::Percentile(Percentile::new(percentile).unwrap());
+        let amax = calibrate_tensor([values.as_slice()], method)
+            .unwrap()
+            .amax
+            .amax;
+        let expected = (percentile / 100.0) as f32;
+        assert!(
+            (amax - expected).abs() <= bin_width,
+            "percentile {percentile}: {amax} vs {expected}"
+        );
+    }
+    // Uniform data has no tail to clip: entropy and mse keep (nearly) the whole range.
+    for method in [Method::Entropy, Method::Mse] {
+        let amax = calibrate_tensor([values.as_slice()], method)
+            .unwrap()
+            .amax
+            .amax;
+        assert!(amax > 0.95 * range_max, "{method}: {amax}");
+    }
+}
+
+#[test]
+fn degenerate_tensors_never_give_zero_or_nan_amax() {
+    let zeros = vec![0.0f32; 1000];
+    let constant = vec![-2.5f32; 1000];
+    let nan_only = vec![f32::NAN; 10];
+    let empty: Vec<f32> = Vec::new();
+    for method in methods() {
+        let all_zero = calibrate_tensor([zeros.as_slice()], method).unwrap().amax;
+        assert_eq!(all_zero.amax, AMAX_FLOOR, "{method}");
+        assert_eq!(all_zero.warnings, vec![AmaxWarning::AllZero], "{method}");
+
+        let constant = calibrate_tensor([constant.as_slice()], method)
+            .unwrap()
+            .amax;
+        assert_eq!(constant.amax, 2.5, "{method}");
+        assert_eq!(
+            constant.warnings,
+            vec![AmaxWarning::ConstantMagnitude { value: 2.5 }]
+        );
+
+        let nan = calibrate_tensor([nan_only.as_slice()], method)
+            .unwrap()
+            .amax;
+        assert_eq!(nan.amax, AMAX_FLOOR, "{method}");
+        assert_eq!(
+            nan.warnings,
+            vec![
+                AmaxWarning::NonFinite { nan: 10, inf: 0 },
+                AmaxWarning::NoFiniteData
+            ]
+        );
+
+        let nothing = calibrate_tensor([empty.as_slice()], method).unwrap().amax;
+        assert_eq!(nothing.amax, AMAX_FLOOR, "{method}");
+        assert_eq!(nothing.warnings, vec![AmaxWarning::NoFiniteData]);
+    }
+}
+
+#[test]
+fn nan_in_one_batch_is_ignored_and_reported() {
+    let clean = laplace_batches(6);
+    let mut dirty = clean.clone();
+    dirty[3][10] = f32::NAN;
+    dirty[7][0] = f32::NEG_INFINITY;
+    // The clean set with the two values removed.
+    let mut removed = clean.clone();
+    removed[3].remove(10);
+    removed[7].remove(0);
+    for method in methods() {
+        let got = calibrate_tensor(as_slices(&dirty), method).unwrap().amax;
+        let expected = calibrate_tensor(as_slices(&removed), method).unwrap().amax;
+        assert_eq!(got.amax, expected.amax, "{method}");
+        assert_eq!(
+            got.warnings,
+            vec![AmaxWarning::NonFinite { nan: 1, inf: 1 }]
+        );
+    }
+}
+
+#[test]
+fn tie_group_gets_the_amax_of_its_pooled_values() {
+    // Two tensors of a Concat tie group with different spreads.
+    let narrow = laplace_batches(7);
+    let wide: Vec<Vec<f32>> = laplace_batches(8)
+        .into_iter()
+        .map(|batch| batch.into_iter().map(|x| 3.0 * x).collect())
+        .collect();
+    let ranges: Vec<MaxCollector> = [&narrow, &wide]
+        .iter()
+        .map(|tensor| {
+            let mut range = MaxCollector::default();
+            tensor.iter().for_each(|batch| range.observe(batch));
+            range
+        })
+        .collect();
+    assert_eq!(
+        tie_group_amax(&ranges).unwrap().amax,
+        ranges[0].abs_max().max(ranges[1].abs_max())
+    );
+
+    let mut group_range = ranges[0];
+    group_range.merge(&ranges[1]);
+    let pooled: Vec<&[f32]> = narrow.iter().chain(&wide).map(Vec::as_slice).collect();
+    for method in methods() {
+        let members: Vec<HistogramCollector> = [&narrow, &wide]
+            .iter()
+            .map(|tensor| {
+                let mut collector = HistogramCollector::new(&group_range, method).unwrap();
+                tensor.iter().for_each(|batch| collector.observe(batch));
+                collector
+            })
+            .collect();
+        let group = tie_group_amax(&members).unwrap();
+        let expected = calibrate_tensor(pooled.iter().copied(), method).unwrap();
+        assert_eq!(group, expected.amax, "{method}");
+    }
+}

@@ -1,0 +1,190 @@
+"""Calibration parity: trtq's amax against numpy references and onnxruntime's MinMax calibrator.
+
+`trtq calib-amax FILE.npy --method M [--percentile P]` calibrates one array (first axis = batches)
+and prints {"amax", "bin_width", "warnings"}. The oracles:
+- scripts/calib_reference.py, numpy implementations written from the published algorithms;
+  histogram methods must agree within one histogram bin, max within 1e-6 relative;
+- onnxruntime's MinMax calibrator in symmetric mode over an Identity model, for max.
+
+The binary comes from $TRTQ_BIN, else target/release/trtq, else target/debug/trtq.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+import calib_reference as reference  # noqa: E402
+
+SHAPE = (16, 4096)  # 16 batches of 4096 values
+
+
+def trtq_binary():
+    candidates = [os.environ.get("TRTQ_BIN"), ROOT / "target/release/trtq", ROOT / "target/debug/trtq"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    pytest.skip("no trtq binary: set TRTQ_BIN or run `cargo build` first")
+
+
+def calib_amax(path, method, percentile=None):
+    command = [str(trtq_binary()), "calib-amax", str(path), "--method", method]
+    if percentile is not None:
+        command += ["--percentile", str(percentile)]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, f"{command} failed: {completed.stderr}"
+    return json.loads(completed.stdout)
+
+
+def distributions():
+    rng = np.random.default_rng(20261127)
+    gaussian = rng.normal(0.0, 1.0, SHAPE)
+    outliers = rng.normal(0.0, 1.0, SHAPE)
+    outliers.flat[rng.choice(outliers.size, 20, replace=False)] = rng.uniform(-60.0, 60.0, 20)
+    bimodal = np.where(rng.random(SHAPE) < 0.5, rng.normal(-4.0, 0.5, SHAPE), rng.normal(3.0, 1.0, SHAPE))
+    return {
+        "gaussian": gaussian,
+        "laplace": rng.laplace(0.0, 1.0, SHAPE),
+        "student_t3": rng.standard_t(3, SHAPE),
+        "relu_gaussian": np.maximum(rng.normal(0.2, 1.0, SHAPE), 0.0),
+        "bimodal": bimodal,
+        "gaussian_with_outliers": outliers,
+        "uniform": rng.uniform(-2.0, 2.0, SHAPE),
+        # Few distinct values: many entropy thresholds reach KL = 0 exactly (ties decide).
+        "discrete_thirds": np.round(rng.normal(0.0, 1.0, SHAPE) * 3.0) / 3.0,
+        "mostly_zero": np.where(rng.random(SHAPE) < 0.98, 0.0, rng.exponential(1.0, SHAPE)),
+    }
+
+
+DISTRIBUTIONS = distributions()
+METHODS = [("max", None), ("percentile", 99.99), ("percentile", 99.0), ("entropy", None), ("mse", None)]
+
+
+@pytest.fixture(scope="module")
+def npy_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("calib")
+    files = {}
+    for name, values in DISTRIBUTIONS.items():
+        files[name] = folder / f"{name}.npy"
+        np.save(files[name], values.astype(np.float32))
+    return files
+
+
+@pytest.mark.parametrize("distribution", sorted(DISTRIBUTIONS))
+@pytest.mark.parametrize("method,percentile", METHODS)
+def test_amax_matches_numpy_reference(npy_files, distribution, method, percentile):
+    values = np.load(npy_files[distribution])
+    got = calib_amax(npy_files[distribution], method, percentile)
+    expected, bin_width = reference.amax(values, method, percentile if percentile else 99.99)
+    assert got["warnings"] == []
+    assert got["bin_width"] == pytest.approx(float(bin_width), rel=1e-6)
+    if method == "max":
+        assert got["amax"] == pytest.approx(float(expected), rel=1e-6)
+    else:
+        assert abs(got["amax"] - float(expected)) <= float(bin_width), (
+            f"{method} on {distribution}: trtq {got['amax']} vs reference {float(expected)}, bin width {float(bin_width)}"
+        )
+
+
+def test_entropy_and_percentile_clip_rare_outliers(npy_files):
+    """Not parity: the methods must do what they are for. 20 outliers in 65536 values lie above
+    the 99.9th percentile (not above the 99.99th). mse keeps them, rightly: clipping 20 values by
+    ~40 costs more squared error than the coarser steps cost the rest."""
+    path = npy_files["gaussian_with_outliers"]
+    maximum = calib_amax(path, "max")["amax"]
+    for method, percentile in [("entropy", None), ("percentile", 99.9)]:
+        clipped = calib_amax(path, method, percentile)["amax"]
+        assert clipped < 0.5 * maximum, f"{method} kept the outliers: {clipped} vs max {maximum}"
+
+
+def onnxruntime_symmetric_minmax(values, tmp_path):
+    from onnx import TensorProto, helper, save
+    from onnxruntime.quantization.calibrate import CalibrationDataReader, CalibrationMethod, create_calibrator
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"], name="identity")],
+        "identity",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", values.shape[1]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", values.shape[1]])],
+    )
+    model_path = tmp_path / "identity.onnx"
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model_path)
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"x": batch[None, :]} for batch in values])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    calibrator = create_calibrator(
+        model_path,
+        augmented_model_path=str(tmp_path / "identity.augmented.onnx"),
+        calibrate_method=CalibrationMethod.MinMax,
+        extra_options={"symmetric": True},
+    )
+    calibrator.collect_data(Batches())
+    lowest, highest = (np.asarray(bound).reshape(-1) for bound in calibrator.compute_data()["x"].range_value)
+    assert lowest.size == 1 and highest.size == 1 and lowest[0] == -highest[0]
+    return float(highest[0])
+
+
+@pytest.mark.parametrize("distribution", ["gaussian", "relu_gaussian", "gaussian_with_outliers", "bimodal"])
+def test_max_matches_onnxruntime_symmetric_minmax(npy_files, distribution, tmp_path):
+    pytest.importorskip("onnxruntime")
+    values = np.load(npy_files[distribution])
+    expected = onnxruntime_symmetric_minmax(values, tmp_path)
+    got = calib_amax(npy_files[distribution], "max")["amax"]
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("method", ["max", "percentile", "entropy", "mse"])
+def test_all_zero_gives_the_floor_and_a_warning(tmp_path, method):
+    path = tmp_path / "zeros.npy"
+    np.save(path, np.zeros(SHAPE, np.float32))
+    got = calib_amax(path, method)
+    assert got["amax"] == pytest.approx(1e-8, rel=1e-6)
+    assert [warning["kind"] for warning in got["warnings"]] == ["all_zero"]
+
+
+@pytest.mark.parametrize("method", ["max", "percentile", "entropy", "mse"])
+def test_constant_gives_its_magnitude(tmp_path, method):
+    path = tmp_path / "constant.npy"
+    np.save(path, np.full(SHAPE, -0.37, np.float32))
+    got = calib_amax(path, method)
+    assert got["amax"] == pytest.approx(0.37, rel=1e-6)
+    assert [warning["kind"] for warning in got["warnings"]] == ["constant_magnitude"]
+
+
+@pytest.mark.parametrize("method", ["max", "percentile", "entropy", "mse"])
+def test_nan_in_one_sample_is_ignored_and_reported(npy_files, tmp_path, method):
+    values = np.load(npy_files["gaussian"]).copy()
+    values[3, 17] = np.nan
+    values[5, 2] = np.inf
+    path = tmp_path / "with_nan.npy"
+    np.save(path, values)
+    got = calib_amax(path, method)
+    clean = np.load(npy_files["gaussian"]).copy()
+    clean[3, 17] = 0.0
+    clean[5, 2] = 0.0
+    expected, bin_width = reference.amax(clean, method)
+    assert np.isfinite(got["amax"]) and got["amax"] > 0
+    assert abs(got["amax"] - float(expected)) <= float(bin_width)
+    assert got["warnings"] == [{"kind": "non_finite", "nan": 1, "inf": 1}]
+
+
+def test_unknown_method_is_a_clear_error(npy_files):
+    completed = subprocess.run(
+        [str(trtq_binary()), "calib-amax", str(npy_files["gaussian"]), "--method", "kl"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode != 0
+    assert "unknown calibration method `kl`" in completed.stderr
