@@ -181,7 +181,9 @@ fn torchvision_exports_match() {
         ("MHAInProjection", 12),
         ("ScaledDotProductAttention", 12),
     ];
-    let cases: &[(&str, &[(&str, usize)], &[&str])] = &[
+    // (export, expected matches per pattern, op types no pattern covers)
+    type Case<'a> = (&'a str, &'a [(&'a str, usize)], &'a [&'a str]);
+    let cases: &[Case] = &[
         ("resnet50_torchscript", resnet50, &["Flatten"]),
         ("resnet50_dynamo", resnet50, &["Reshape"]),
         ("mobilenet_v2_torchscript", mobilenet_v2, &["Flatten"]),

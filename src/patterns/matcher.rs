@@ -9,9 +9,10 @@
 //! form has a handful of steps, each following one edge), so the whole search is linear in the
 //! graph size for a fixed library, and deterministic (ties broken by node order).
 
-use super::pattern::{Constraint, Form, Link, Pattern, Port};
+use super::pattern::{Constraint, Form, Link, Pattern, Port, Predicate};
 use super::query::GraphQuery;
 use crate::graph::{Graph, GraphError, NodeId};
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// What a step of a form was bound to.
@@ -51,12 +52,17 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
     let order = g.topo_order()?;
     let capacity = order.iter().copied().max().map_or(0, |m| m + 1);
     let mut position = vec![usize::MAX; capacity];
+    // Op types interned to small integers: steps compare integers, not strings.
     let mut by_op: HashMap<&str, Vec<NodeId>> = HashMap::new();
+    let mut op_ids: HashMap<&str, u32> = HashMap::new();
+    let mut node_op = vec![u32::MAX; capacity];
     for (pos, &id) in order.iter().enumerate() {
         position[id] = pos;
         let node = g.node(id);
         if node.is_onnx() {
             by_op.entry(node.op_type.as_str()).or_default().push(id);
+            let next = op_ids.len() as u32;
+            node_op[id] = *op_ids.entry(node.op_type.as_str()).or_insert(next);
         }
     }
     let mut forms: Vec<(usize, usize)> = patterns
@@ -66,6 +72,31 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
         .collect();
     forms.sort_by_key(|&(p, f)| std::cmp::Reverse(patterns[p].forms[f].steps.len()));
 
+    // Readers of each node's output 0, by id: the search follows integer edges, not names.
+    let mut readers: Vec<Vec<(NodeId, usize)>> = vec![Vec::new(); capacity];
+    for &id in &order {
+        if let Some(out) = g.node(id).outputs.first().filter(|o| !o.is_empty()) {
+            for &c in g.consumers(out) {
+                let inputs = &g.node(c).inputs;
+                readers[id].extend(
+                    inputs
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| *v == out)
+                        .map(|(s, _)| (c, s)),
+                );
+            }
+        }
+    }
+    let mut const_inputs = vec![0u64; capacity];
+    for &id in &order {
+        for (slot, v) in g.node(id).inputs.iter().enumerate().take(64) {
+            if !v.is_empty() && g.is_const(v) {
+                const_inputs[id] |= 1 << slot;
+            }
+        }
+    }
+    let memo = RefCell::new(vec![Vec::new(); capacity]);
     let mut claimed = vec![false; capacity];
     let mut found = Vec::new();
     for (p, f) in forms {
@@ -73,6 +104,16 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
         let Some(first) = form.steps.first() else {
             continue;
         };
+        let step_ops: Vec<Vec<u32>> = form
+            .steps
+            .iter()
+            .map(|st| {
+                st.ops
+                    .iter()
+                    .filter_map(|op| op_ids.get(op).copied())
+                    .collect()
+            })
+            .collect();
         let mut anchors: Vec<NodeId> = first
             .ops
             .iter()
@@ -90,7 +131,12 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
             let search = Search {
                 g,
                 form,
+                step_ops: &step_ops,
+                node_op: &node_op,
                 claimed: &claimed,
+                readers: &readers,
+                const_inputs: &const_inputs,
+                memo: &memo,
             };
             if let Some(steps) = search.run(anchor) {
                 let m = Found {
@@ -113,7 +159,17 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
 struct Search<'a> {
     g: &'a Graph,
     form: &'a Form,
+    /// Interned op types each step accepts.
+    step_ops: &'a [Vec<u32>],
+    /// Interned op type of each node (`u32::MAX` outside the default domain).
+    node_op: &'a [u32],
     claimed: &'a [bool],
+    /// Readers (node, slot) of each node's output 0.
+    readers: &'a [Vec<(NodeId, usize)>],
+    /// Per node, bit `s` set when input `s` is a constant.
+    const_inputs: &'a [u64],
+    /// Predicate results per node, by predicate (shared by every try: forms repeat them).
+    memo: &'a RefCell<Vec<Vec<(usize, bool)>>>,
 }
 
 impl Search<'_> {
@@ -166,24 +222,16 @@ impl Search<'_> {
     fn candidates(&self, link: Link, state: &[Bound]) -> Vec<(NodeId, Option<usize>)> {
         match link {
             Link::Anchor => Vec::new(),
-            Link::Consumer { of, slot } => {
-                let Some(src) = self.resolve(of, state) else {
-                    return Vec::new();
-                };
-                let Some(value) = self.g.node(src).outputs.first().filter(|o| !o.is_empty()) else {
-                    return Vec::new();
-                };
-                let mut out = Vec::new();
-                for &c in self.g.consumers(value) {
-                    let inputs = &self.g.node(c).inputs;
-                    for (s, v) in inputs.iter().enumerate() {
-                        if v == value && slot.is_none_or(|want| want == s) {
-                            out.push((c, Some(s)));
-                        }
-                    }
-                }
-                out
-            }
+            Link::Consumer { of, slot } => self
+                .resolve(of, state)
+                .and_then(|src| self.readers.get(src))
+                .map(|uses| {
+                    uses.iter()
+                        .filter(|&&(_, s)| slot.is_none_or(|want| want == s))
+                        .map(|&(c, s)| (c, Some(s)))
+                        .collect()
+                })
+                .unwrap_or_default(),
             Link::Producer { of, slot } => self
                 .resolve(of, state)
                 .and_then(|src| self.g.node(src).input(slot))
@@ -196,9 +244,8 @@ impl Search<'_> {
     /// Whether node `id` can take step `i` (op type, not claimed, not used twice, constraints).
     fn accepts(&self, i: usize, id: NodeId, slot: Option<usize>, state: &[Bound]) -> bool {
         let step = &self.form.steps[i];
-        let node = self.g.node(id);
-        if !node.is_onnx()
-            || !step.ops.contains(&node.op_type.as_str())
+        let op = self.node_op.get(id).copied().unwrap_or(u32::MAX);
+        if !self.step_ops[i].contains(&op)
             || self.claimed.get(id).copied().unwrap_or(true)
             || state
                 .iter()
@@ -206,18 +253,19 @@ impl Search<'_> {
         {
             return false;
         }
+        let node = self.g.node(id);
         let external = external_slot(node, slot);
         step.constraints.iter().all(|c| match *c {
-            Constraint::ConstInput(s) => node.input(s).is_some_and(|v| self.g.is_const(v)),
-            Constraint::VarInput(s) => node.input(s).is_some_and(|v| !self.g.is_const(v)),
+            Constraint::ConstInput(s) => node.input(s).is_some() && self.const_input(id, s),
+            Constraint::VarInput(s) => node.input(s).is_some() && !self.const_input(id, s),
             Constraint::InputCount(n) => node.inputs.iter().filter(|v| !v.is_empty()).count() == n,
             Constraint::GraphInput(s) => node.input(s).is_some_and(|v| self.g.is_input(v)),
             Constraint::ExternalConst => external
-                .and_then(|s| node.input(s))
-                .is_some_and(|v| self.g.is_const(v)),
+                .filter(|&s| node.input(s).is_some())
+                .is_some_and(|s| self.const_input(id, s)),
             Constraint::ExternalVar => external
-                .and_then(|s| node.input(s))
-                .is_some_and(|v| !self.g.is_const(v)),
+                .filter(|&s| node.input(s).is_some())
+                .is_some_and(|s| !self.const_input(id, s)),
             Constraint::ExternalFrom(label) => {
                 let value = external.and_then(|s| node.input(s));
                 let from = self
@@ -235,8 +283,38 @@ impl Search<'_> {
                     .and_then(|o| self.g.node(o).input(other_slot));
                 node.input(s).is_some() && node.input(s) == other
             }
-            Constraint::Holds(p) => (p.test)(self.g, node),
+            Constraint::Holds(p) => self.holds(id, p),
         })
+    }
+
+    /// Whether input `slot` of node `id` is a constant (precomputed for the first 64 inputs).
+    fn const_input(&self, id: NodeId, slot: usize) -> bool {
+        match self.const_inputs.get(id) {
+            Some(bits) if slot < 64 => bits >> slot & 1 == 1,
+            _ => self
+                .g
+                .node(id)
+                .input(slot)
+                .is_some_and(|v| self.g.is_const(v)),
+        }
+    }
+
+    /// A predicate's result for a node, computed once.
+    fn holds(&self, id: NodeId, p: Predicate) -> bool {
+        let key = p.test as usize;
+        if let Some(&(_, known)) = self
+            .memo
+            .borrow()
+            .get(id)
+            .and_then(|seen| seen.iter().find(|(k, _)| *k == key))
+        {
+            return known;
+        }
+        let result = (p.test)(self.g, self.g.node(id));
+        if let Some(seen) = self.memo.borrow_mut().get_mut(id) {
+            seen.push((key, result));
+        }
+        result
     }
 
     /// True when every matched node but the group's output node feeds only matched nodes.
