@@ -10,9 +10,16 @@ fn every_shipped_config_loads() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
             let c = Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert!(c.model.starts_with(&dir), "{}: model path resolves inside configs/", path.display());
+            assert!(
+                c.model.starts_with(&dir),
+                "{}: model path resolves inside configs/",
+                path.display()
+            );
             seen += 1;
         }
     }
-    assert!(seen >= 6, "demo, reference and the four model-family configs");
+    assert!(
+        seen >= 6,
+        "demo, reference and the four model-family configs"
+    );
 }

@@ -184,7 +184,9 @@ fn case_outcome(dir: &Path) -> (i64, Outcome) {
     let opset = model.opset();
     let model = match upgraded(model) {
         Ok(m) => m,
-        Err(trtq::graph::GraphError::UnsupportedOp { op, .. }) => return (opset, Outcome::Unsupported(op)),
+        Err(trtq::graph::GraphError::UnsupportedOp { op, .. }) => {
+            return (opset, Outcome::Unsupported(op));
+        }
         Err(e) => return (opset, Outcome::NeedsUpgrade(opset, e.to_string())),
     };
     let graph = &model.graph;
@@ -227,7 +229,10 @@ fn upgraded(model: Model) -> Result<Model, trtq::graph::GraphError> {
         return Ok(model);
     }
     let mut m = model;
-    let opts = trtq::graph::normalize::NormalizeOptions { opset: 17, input_shapes: Default::default() };
+    let opts = trtq::graph::normalize::NormalizeOptions {
+        opset: 17,
+        input_shapes: Default::default(),
+    };
     trtq::graph::normalize::normalize(&mut m, &opts, &trtq::fold_evaluator)?;
     Ok(m)
 }
@@ -247,7 +252,9 @@ fn light_outcome(model_path: &Path) -> (i64, Outcome) {
     let opset = model.opset();
     let model = match upgraded(model) {
         Ok(m) => m,
-        Err(trtq::graph::GraphError::UnsupportedOp { op, .. }) => return (opset, Outcome::Unsupported(op)),
+        Err(trtq::graph::GraphError::UnsupportedOp { op, .. }) => {
+            return (opset, Outcome::Unsupported(op));
+        }
         Err(e) => return (opset, Outcome::NeedsUpgrade(opset, e.to_string())),
     };
     let stem = model_path

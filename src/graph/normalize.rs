@@ -95,6 +95,32 @@ pub fn normalize(
             }
         }
     }
+    // Identity passes its input through: readers read the input directly (graph outputs keep
+    // their producer so the model's interface does not change).
+    let identities: Vec<NodeId> = g
+        .node_ids()
+        .filter(|&id| g.node(id).op_type == "Identity" && g.node(id).is_onnx())
+        .collect();
+    for id in identities {
+        let n = g.node(id);
+        let (Some(input), Some(output)) =
+            (n.input(0).map(str::to_string), n.outputs.first().cloned())
+        else {
+            continue;
+        };
+        // Graph outputs keep their producer; values read from inside a subgraph keep their name.
+        let read_by_name = g
+            .consumers(&output)
+            .iter()
+            .all(|&c| g.node(c).inputs.contains(&output));
+        if g.is_output(&output) || !read_by_name {
+            continue;
+        }
+        g.replace_all_uses(&output, &input);
+        g.remove_node(id);
+        g.remove_value_info(&output);
+        *report.dead.entry("Identity".into()).or_default() += 1;
+    }
     let kinds: HashMap<String, String> = g
         .node_ids()
         .map(|id| (g.node(id).name.clone(), g.node(id).op_type.clone()))
