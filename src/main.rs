@@ -46,6 +46,9 @@ enum Command {
         /// Skip the engine stages even when trtexec is available (CPU-only mode).
         #[arg(long)]
         cpu: bool,
+        /// Stop after this stage.
+        #[arg(long, value_enum)]
+        until: Option<UntilArg>,
     },
     /// Amax of one .npy array by a calibration method (tests/conformance/test_calib_parity.py).
     #[command(hide = true)]
@@ -164,6 +167,12 @@ fn parse_input_shape(arg: &str) -> Result<(String, Vec<i64>), String> {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum UntilArg {
+    /// Load, normalize, write model.normalized.onnx and summary.json.
+    Normalize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum DeviceArg {
     /// The GPU when present, else the CPU.
     Auto,
@@ -204,16 +213,21 @@ fn run(cli: Cli) -> Result<(), Error> {
             out,
             device,
             cpu,
+            until,
         } => {
             let device = device.map(|d| match d {
                 DeviceArg::Auto => trtq::config::Device::Auto,
                 DeviceArg::Cpu => trtq::config::Device::Cpu,
                 DeviceArg::Cuda => trtq::config::Device::Cuda,
             });
+            let until = until.map(|u| match u {
+                UntilArg::Normalize => trtq::pipeline::StopAfter::Normalize,
+            });
             let opts = trtq::pipeline::BuildOptions {
                 out_dir: out,
                 device,
                 cpu_only: cpu,
+                until,
             };
             let summary = trtq::pipeline::build(&config, &opts)?;
             ui::info(format!(

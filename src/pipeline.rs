@@ -34,6 +34,15 @@ pub struct BuildOptions {
     pub device: Option<Device>,
     /// Skip the engine stages even when trtexec is available.
     pub cpu_only: bool,
+    /// Stop after this stage (e.g. to inspect the normalized model).
+    pub until: Option<StopAfter>,
+}
+
+/// A stage `trtq build --until` may stop after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopAfter {
+    /// After writing model.normalized.onnx.
+    Normalize,
 }
 
 /// What a run did, as written to `summary.json`.
@@ -56,7 +65,7 @@ pub struct Summary {
     /// Q/DQ node count per strategy.
     pub qdq_nodes: BTreeMap<String, usize>,
     /// Calibration: method, samples, passes, seconds, tensors calibrated.
-    pub calibration: CalibrationSummary,
+    pub calibration: Option<CalibrationSummary>,
     /// Accuracy per Q/DQ model against FP32.
     pub accuracy: BTreeMap<String, CandidateAccuracy>,
     /// Whether engines were built, and if not why.
@@ -197,6 +206,30 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
         normalize_report.nodes_before,
         normalize_report.nodes_after
     ));
+    if opts.until == Some(StopAfter::Normalize) {
+        let mut run = OutputDir::create(&out, &config.model)?;
+        run.save_model(&model, "model.normalized.onnx")?;
+        let mut summary = Summary {
+            trtq_version: env!("CARGO_PKG_VERSION"),
+            config_file: config_path.to_path_buf(),
+            output_dir: out,
+            normalize: normalize_report,
+            matches: BTreeMap::new(),
+            unmatched: BTreeMap::new(),
+            qdq_nodes: BTreeMap::new(),
+            calibration: None,
+            accuracy: BTreeMap::new(),
+            engines: "not run: --until normalize".into(),
+            gate_failures: Vec::new(),
+            artifacts: Vec::new(),
+            warnings,
+            config,
+        };
+        summary.artifacts = run.written().to_vec();
+        summary.artifacts.push("summary.json".into());
+        run.write_json("summary.json", &summary)?;
+        return Ok(summary);
+    }
     let q = quantize_stage(&model, &config)?;
     ui::info(format!(
         "transform: {} matches, {} nodes unmatched",
@@ -373,7 +406,7 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
             .iter()
             .map(|(k, m)| (k.to_string(), qdq_node_count(m)))
             .collect(),
-        calibration: CalibrationSummary {
+        calibration: Some(CalibrationSummary {
             method: calib.method.clone(),
             data: format!("{:?}", config.calibration.data),
             samples: calib.samples,
@@ -381,7 +414,7 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
             seconds: calib.seconds,
             tensors: calib.tensors.len(),
             device: device.into(),
-        },
+        }),
         accuracy,
         engines,
         gate_failures,

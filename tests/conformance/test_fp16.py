@@ -217,7 +217,7 @@ def quantize_qdq(
 
     config = tmp_path / "build.yaml"
     write_build_config(config, path, shapes)
-    r = trtq("build", config, "--out", tmp_path / "build")
+    r = trtq("build", config, "--out", tmp_path / "build", "--until", "normalize")
     assert r.returncode == 0, r.describe()
     normalized = tmp_path / "build" / "model.normalized.onnx"
 
