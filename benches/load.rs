@@ -62,6 +62,9 @@ fn main() {
     group.bench_function("load_model resnet50-sized (map + decode)", |b| {
         b.iter(|| black_box(load_model(&path).expect("load")))
     });
+    group.bench_function("trtq::load resnet50-sized (into the IR, graph validated)", |b| {
+        b.iter(|| black_box(trtq::load(&path).expect("load into the IR")))
+    });
     group.bench_function("load_model resnet50-sized + read every weight", |b| {
         b.iter(|| {
             let model = load_model(&path).expect("load");
@@ -81,6 +84,11 @@ fn measure_memory(path: &Path) {
     let load_s = start.elapsed().as_secs_f64();
     let loaded = status_kib();
     let start = Instant::now();
+    let ir = trtq::graph::Model::from_proto(model.clone()).expect("IR");
+    let ir_s = start.elapsed().as_secs_f64();
+    let in_ir = status_kib();
+    drop(ir);
+    let start = Instant::now();
     let sum = checksum(&model);
     let touch_s = start.elapsed().as_secs_f64();
     let touched = status_kib();
@@ -89,6 +97,7 @@ fn measure_memory(path: &Path) {
     for (label, s) in [
         ("before load_model", &before),
         ("after load_model", &loaded),
+        ("after building the IR", &in_ir),
         ("after reading every weight", &touched),
     ] {
         println!(
@@ -96,6 +105,10 @@ fn measure_memory(path: &Path) {
             s.hwm, s.rss, s.anon, s.file
         );
     }
+    println!(
+        "  IR from the decoded model: {ir_s:.4} s, peak growth {:.3}x file size",
+        ratio(in_ir.hwm.saturating_sub(before.hwm))
+    );
     println!(
         "  load_model: {load_s:.4} s, peak growth {:.3}x file size; reading every weight: {touch_s:.4} s, \
          peak growth {:.3}x file size (RssFile is the file's pages, shared with the page cache)",
