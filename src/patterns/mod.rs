@@ -8,6 +8,7 @@
 //! Does not own: inserting Q/DQ ([`crate::quantize`]), calibration, or anything about engines.
 
 mod fold;
+mod index;
 mod matcher;
 mod matches_file;
 mod pattern;
