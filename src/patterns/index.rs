@@ -219,7 +219,9 @@ impl GraphIndex {
         some(self.producer[v as usize]).map(|p| p as NodeId)
     }
 
-    /// The reads of `v`: (consumer, input slot), slot `None` for a read from inside a subgraph.
+    /// The reads of `v` when a node produces it (none for graph inputs and initializers, which
+    /// the search never follows): (consumer, input slot), slot `None` for a read from inside a
+    /// subgraph.
     pub fn readers(&self, v: ValueId) -> impl Iterator<Item = (NodeId, Option<usize>)> + '_ {
         let reads = match some(self.produced_at[v as usize]) {
             Some(entry) => {
@@ -268,4 +270,77 @@ impl<'g> Interner<'g> {
 /// `None` for the `NONE` marker.
 fn some(v: u32) -> Option<u32> {
     (v != NONE).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::proto::{GraphProto, NodeProto, TensorProto, ValueInfoProto};
+
+    fn node(name: &str, op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
+        NodeProto {
+            name: Some(name.into()),
+            op_type: Some(op.into()),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn value(name: &str) -> ValueInfoProto {
+        ValueInfoProto {
+            name: Some(name.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Nodes listed out of order, a value read twice by one node, an omitted input, a weight
+    /// that is also listed as a graph input (IR < 4 style).
+    fn graph() -> Graph {
+        let weight = TensorProto {
+            name: Some("w".into()),
+            data_type: Some(1),
+            dims: vec![1],
+            float_data: vec![2.0],
+            ..Default::default()
+        };
+        Graph::from_proto(GraphProto {
+            node: vec![
+                node("mul", "Mul", &["a", "a"], &["m"]),
+                node("conv", "Conv", &["x", "w", ""], &["a"]),
+                node("add", "Add", &["m", "x"], &["y"]),
+            ],
+            input: vec![value("x"), value("w")],
+            output: vec![value("y")],
+            initializer: vec![weight],
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn order_edges_and_flags_agree_with_the_graph() {
+        let g = graph();
+        let index = GraphIndex::new(&g).unwrap();
+        assert_eq!(index.order, g.topo_order().unwrap());
+        let id = |name: &str| g.find(name).unwrap();
+        let conv = id("conv");
+        let [x, w] = [0, 1].map(|s| index.input(conv, s).unwrap());
+        assert_eq!(index.input(conv, 2), None);
+        assert!(index.is_graph_input(x) && !index.is_const(x));
+        assert!(index.is_const(w) && !index.is_graph_input(w));
+        let a = index.outputs(conv).next().flatten().unwrap();
+        assert_eq!(index.producer(a), Some(conv));
+        assert_eq!(
+            index.readers(a).collect::<Vec<_>>(),
+            [(id("mul"), Some(0)), (id("mul"), Some(1))]
+        );
+        let readers_of_x: Vec<_> = index.readers(x).collect();
+        assert!(
+            readers_of_x.is_empty(),
+            "graph inputs have no producer entry"
+        );
+        let y = index.outputs(id("add")).next().flatten().unwrap();
+        assert!(index.is_graph_output(y) && index.readers(y).next().is_none());
+    }
 }

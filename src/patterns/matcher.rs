@@ -6,8 +6,9 @@
 //! Greedy by priority: forms are tried largest first (then in library order, then form order);
 //! each form is tried at every unclaimed anchor in topological order, and a match claims its
 //! nodes. Anchors come from an op-type index and each try explores a bounded neighbourhood (a
-//! form has a handful of steps, each following one edge), so the whole search is linear in the
-//! graph size for a fixed library, and deterministic (ties broken by node order).
+//! form has a handful of steps, each following one integer edge of the [`GraphIndex`]), so the
+//! whole search is linear in the graph size for a fixed library, and deterministic (ties broken
+//! by node order).
 
 use super::index::{GraphIndex, ValueId};
 use super::pattern::{Constraint, Form, Link, Pattern, Port, Predicate};

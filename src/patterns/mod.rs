@@ -1,10 +1,10 @@
 //! The pattern engine: which node groups TensorRT fuses, and where each group wants its Q/DQ.
 //!
-//! Owns: patterns as data ([`Pattern`], [`Form`], [`Step`], ...), the matcher, the transform
-//! stage ([`transform`]: match, then apply every rewrite as one patch), BatchNormalization
-//! folding, the [`PatternMatch`] records and their `matches.json` form ([`MatchesFile`]: written by the
-//! pipeline, read back by verify), and the
-//! TensorRT library ([`tensorrt`]).
+//! Owns: patterns as data ([`Pattern`], [`Form`], [`Step`], ...), the matcher and the integer
+//! graph index it runs on, the transform stage ([`transform`]: match, then apply every rewrite as
+//! one patch), BatchNormalization folding, the [`PatternMatch`] records and their `matches.json`
+//! form ([`MatchesFile`]: written by the pipeline, read back by verify), and the TensorRT library
+//! ([`tensorrt`]).
 //! Does not own: inserting Q/DQ ([`crate::quantize`]), calibration, or anything about engines.
 
 mod fold;
