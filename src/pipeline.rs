@@ -16,6 +16,7 @@ use crate::patterns::{MatchesFile, PatternMatch, tensorrt, transform};
 use crate::quantize::{
     QuantConfig, insert_qdq, set_activation_scales, tie_groups, uniform::insert_qdq_uniform,
 };
+use crate::rebatch::{check_same_model, normalize_at_batch};
 use crate::report::{BuiltEngine, NO_TENSORRT, RunReport, Variant, VariantReport, qdq_node_count};
 use crate::trt::driver::{BuildSettings, Trtexec, TypingPolicy};
 use crate::verify::{VerifyGates, verify};
@@ -89,6 +90,8 @@ pub struct CalibrationSummary {
     pub samples: usize,
     /// Passes over the data.
     pub passes: usize,
+    /// Samples per executor run, in calibration and evaluation.
+    pub batch_size: usize,
     /// Wall time in seconds.
     pub seconds: f64,
     /// Tensors calibrated.
@@ -129,6 +132,41 @@ fn quantize_stage(model: &Model, config: &Config) -> Result<Quantized, Error> {
         pattern,
         uniform,
     })
+}
+
+/// The Q/DQ models of `declared` rebuilt at `batch` samples per run from the model file, checked
+/// to be the declared ones with another batch (see [`crate::rebatch`]).
+fn batched_stage(
+    config: &Config,
+    norm_opts: &NormalizeOptions,
+    inputs: &[ModelInput],
+    declared: &Quantized,
+    batch: usize,
+) -> Result<Quantized, String> {
+    let declared_batch = declared_batch(inputs).unwrap_or(1);
+    let original = crate::load(&config.model).map_err(|e| e.to_string())?;
+    let normalized =
+        normalize_at_batch(original, norm_opts, inputs, batch).map_err(|e| e.to_string())?;
+    let batched = quantize_stage(&normalized, config).map_err(|e| e.to_string())?;
+    let pairs = [
+        (Some(&declared.fused), Some(&batched.fused)),
+        (Some(&declared.pattern), Some(&batched.pattern)),
+        (declared.uniform.as_ref(), batched.uniform.as_ref()),
+    ];
+    for (want, got) in pairs {
+        if let (Some(want), Some(got)) = (want, got) {
+            check_same_model(want, got, declared_batch, batch).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(batched)
+}
+
+/// The batch dimension the inputs fix (`None` when it is dynamic).
+fn declared_batch(inputs: &[ModelInput]) -> Option<usize> {
+    inputs
+        .first()
+        .and_then(|i| i.dims.first())
+        .and_then(|&d| usize::try_from(d).ok())
 }
 
 /// Activation tensors that carry a QuantizeLinear in any of `models` (the ones calibration observes).
@@ -238,21 +276,71 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     ));
     let device = calibration_device(&config, opts)?;
     let inputs = model_inputs(&q.fused)?;
-    let batch = match config.calibration.batch_size {
+    let requested_batch = match config.calibration.batch_size {
         crate::config::BatchSize::Fixed(n) => n,
         crate::config::BatchSize::Auto => crate::config::BatchSize::CPU_AUTO,
     };
     let calib_source = &config.calibration.data;
+    let (eval_source, eval_max) = match &config.evaluation {
+        Some(e) => (&e.data, e.max_samples),
+        None => (calib_source, config.calibration.max_samples),
+    };
+    let data_err = |e: calib_data::DataError| Error::BadInput(e.to_string());
+    let calib_count =
+        calib_data::available_samples(calib_source, &inputs, config.calibration.max_samples, 0)
+            .map_err(data_err)?;
+    let eval_count =
+        calib_data::available_samples(eval_source, &inputs, eval_max, 0).map_err(data_err)?;
+    // Calibration and evaluation run `batch_size` samples per executor run (no more than either
+    // split holds); a model with a fixed batch is rebuilt at that batch.
+    let wanted_batch = requested_batch.min(calib_count).min(eval_count).max(1);
+    let batched = match declared_batch(&inputs) {
+        Some(declared) if declared != wanted_batch => {
+            match batched_stage(&config, &norm_opts, &inputs, &q, wanted_batch) {
+                Ok(batched) => Some(batched),
+                Err(why) => {
+                    let w = format!(
+                        "calibration and evaluation run batches of {declared} (the declared batch), \
+                         not {wanted_batch}: {why}"
+                    );
+                    ui::warn(&w);
+                    warnings.push(w);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let run_inputs = match &batched {
+        Some(b) => model_inputs(&b.fused)?,
+        None => inputs.clone(),
+    };
+    let run_batch = declared_batch(&run_inputs).unwrap_or(wanted_batch);
     let open_calib = || {
         calib_data::open(
             calib_source,
-            &inputs,
-            batch,
+            &run_inputs,
+            run_batch,
             config.calibration.max_samples,
             0,
         )
     };
-    drop(open_calib().map_err(|e| Error::BadInput(e.to_string()))?);
+    let open_eval = || calib_data::open(eval_source, &run_inputs, run_batch, eval_max, 0);
+    for (split, count, source) in [
+        ("calibration", calib_count, open_calib().map_err(data_err)?),
+        ("evaluation", eval_count, open_eval().map_err(data_err)?),
+    ] {
+        let used = source.total().unwrap_or(count);
+        if used < count {
+            let w = format!(
+                "{split}: {} of {count} samples left out: the model runs batches of exactly \
+                 {run_batch}; give a multiple of {run_batch} samples (max_samples) to use them all",
+                count - used
+            );
+            ui::warn(&w);
+            warnings.push(w);
+        }
+    }
     if config.calibration_is_synthetic() {
         let w = "calibration data is synthetic (uniform random in [0, 1)): the scales are only good for latency work, not for accuracy".to_string();
         ui::warn(&w);
@@ -273,7 +361,8 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     } else {
         Vec::new()
     };
-    let mut backend = CpuBackend::with_model(&q.fused)
+    let run_fused = batched.as_ref().map_or(&q.fused, |b| &b.fused);
+    let mut backend = CpuBackend::with_model(run_fused)
         .map_err(|e| Error::BadInput(format!("{}: {e}", config.model.display())))?;
     let bar = crate::progress::Progress::new(config.calibration.max_samples as u64, "calibrate");
     let calib: CalibrationResult = crate::calib::calibrate(
@@ -308,6 +397,12 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     if let Some(u) = uniform.as_mut() {
         set_activation_scales(u, &amax).map_err(|e| Error::BadInput(e.to_string()))?;
     }
+    let mut batched = batched;
+    if let Some(b) = batched.as_mut() {
+        for m in std::iter::once(&mut b.pattern).chain(b.uniform.as_mut()) {
+            set_activation_scales(m, &amax).map_err(|e| Error::BadInput(e.to_string()))?;
+        }
+    }
     let matches_file = MatchesFile {
         matches: q.matches.clone(),
         unmatched: q.unmatched.clone(),
@@ -320,18 +415,21 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     }
     run.write_json("calib.json", &calib)?;
 
-    // Accuracy on the evaluation split (or the calibration data).
-    let (eval_source, eval_max) = match &config.evaluation {
-        Some(e) => (&e.data, e.max_samples),
-        None => (calib_source, config.calibration.max_samples),
-    };
-    let mut eval_data = calib_data::open(eval_source, &inputs, batch, eval_max, 0)
-        .map_err(|e| Error::BadInput(e.to_string()))?;
+    // Accuracy on the evaluation split (or the calibration data), at the calibration batch.
+    let mut eval_data = open_eval().map_err(data_err)?;
     let mut candidates: Vec<(&str, &Model)> = vec![(Variant::PatternInt8.key(), &pattern)];
     if let Some(u) = &uniform {
         candidates.push((Variant::UniformInt8.key(), u));
     }
-    let accuracy = evaluate(&q.fused, &candidates, eval_data.as_mut())
+    let (eval_reference, eval_candidates) = match &batched {
+        Some(b) => {
+            let mut run: Vec<(&str, &Model)> = vec![(Variant::PatternInt8.key(), &b.pattern)];
+            run.extend(b.uniform.as_ref().map(|u| (Variant::UniformInt8.key(), u)));
+            (&b.fused, run)
+        }
+        None => (&q.fused, candidates.clone()),
+    };
+    let accuracy = evaluate(eval_reference, &eval_candidates, eval_data.as_mut())
         .map_err(|e| Error::BadInput(format!("evaluation: {e}")))?;
     run.write_json("accuracy.json", &accuracy)?;
     for (k, a) in &accuracy {
@@ -411,6 +509,7 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
             data: format!("{:?}", config.calibration.data),
             samples: calib.samples,
             passes: calib.passes,
+            batch_size: calib.batch_size,
             seconds: calib.seconds,
             tensors: calib.tensors.len(),
             device: device.into(),
