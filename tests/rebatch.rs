@@ -252,3 +252,65 @@ fn a_model_whose_outputs_do_not_scale_with_the_batch_is_not_the_same_model() {
     let err = check_same_model(&declared, &batched, 1, 8).unwrap_err();
     assert!(err.to_string().contains("graph output 'mean'"), "{err}");
 }
+
+/// Runs `trtq build` (CPU only) on `config` written into a fresh folder.
+fn build(dir: &Path, config: &str) -> trtq::pipeline::Summary {
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    let opts = trtq::pipeline::BuildOptions {
+        out_dir: Some(dir.join("out")),
+        cpu_only: true,
+        ..Default::default()
+    };
+    trtq::pipeline::build(&path, &opts).expect("build succeeds")
+}
+
+#[test]
+fn build_runs_the_demo_at_batch_8_records_it_and_says_which_samples_it_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo/resnet_tiny.onnx");
+    let summary = build(
+        dir.path(),
+        &format!(
+            "model: {}\ninputs: {{input: [1, 3, 32, 32]}}\ncalibration:\n  data: {{kind: synthetic, seed: 0}}\n  method: max\n  batch_size: 8\n  max_samples: 20\n",
+            model.display()
+        ),
+    );
+    let calibration = summary.calibration.expect("calibrated");
+    assert_eq!((calibration.batch_size, calibration.samples), (8, 16));
+    let calib: CalibrationResult =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/calib.json")).unwrap())
+            .unwrap();
+    assert_eq!((calib.batch_size, calib.batches), (8, 2));
+    for split in ["calibration", "evaluation"] {
+        assert!(
+            summary
+                .warnings
+                .iter()
+                .any(|w| w.starts_with(&format!("{split}: 4 of 20 samples left out"))),
+            "{split}: {:?}",
+            summary.warnings
+        );
+    }
+    // The exported Q/DQ model keeps the declared batch.
+    let qdq = trtq::load(&dir.path().join("out/model.qdq.onnx")).unwrap();
+    assert_eq!(inputs_of(&qdq)[0].dims, vec![1, 3, 32, 32]);
+}
+
+#[test]
+fn build_falls_back_to_the_declared_batch_with_a_warning_naming_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("fixed.onnx");
+    std::fs::write(&model, patterns_support::encode(&hard_coded_batch_model())).unwrap();
+    let summary = build(
+        dir.path(),
+        "model: fixed.onnx\ninputs: {x: [1, 3, 4, 4]}\ncalibration:\n  data: {kind: synthetic, seed: 0}\n  method: max\n  batch_size: 8\n  max_samples: 16\n",
+    );
+    assert_eq!(summary.calibration.expect("calibrated").batch_size, 1);
+    let warning = summary
+        .warnings
+        .iter()
+        .find(|w| w.contains("not 8"))
+        .expect("a fallback warning");
+    assert!(warning.contains("reshape_to_1x4"), "{warning}");
+}
