@@ -143,7 +143,8 @@ fn a_fixed_batch_dimension_sets_the_batch_and_drops_the_partial_tail() {
     assert_eq!(joined, counting(10).slice_axis(Axis(0), (0..8).into()));
     // What the source holds, whatever the batch: the caller learns that 2 were left out.
     let x = input("x", DataType::Float, &[4, 2, 3]);
-    let available = |max, skip| data::available_samples(&npy(&path), &[x.clone()], max, skip);
+    let available =
+        |max, skip| data::available_samples(&npy(&path), std::slice::from_ref(&x), max, skip);
     assert_eq!(available(100, 0).unwrap(), 10);
     assert_eq!(available(7, 0).unwrap(), 7);
     assert_eq!(available(100, 9).unwrap(), 1);
