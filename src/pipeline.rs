@@ -169,6 +169,87 @@ fn declared_batch(inputs: &[ModelInput]) -> Option<usize> {
         .and_then(|&d| usize::try_from(d).ok())
 }
 
+/// The evaluation data and its sample limit (the calibration data without an `evaluation:`).
+fn eval_split(config: &Config) -> (&crate::config::DataSource, usize) {
+    match &config.evaluation {
+        Some(e) => (&e.data, e.max_samples),
+        None => (&config.calibration.data, config.calibration.max_samples),
+    }
+}
+
+/// What calibration and evaluation run: the models rebuilt at the batch size (`None`: the
+/// declared ones), their inputs, and the samples per executor run.
+struct RunBatch {
+    batched: Option<Quantized>,
+    inputs: Vec<ModelInput>,
+    batch: usize,
+}
+
+/// Chooses the batch calibration and evaluation run at: `calibration.batch_size`, no more than
+/// either split holds; a model with a fixed batch is rebuilt at it (or, when it cannot be, runs
+/// at the declared batch with a warning). Checks both splits against the model and warns about
+/// the samples a fixed batch leaves out.
+fn run_batch(
+    config: &Config,
+    norm_opts: &NormalizeOptions,
+    inputs: &[ModelInput],
+    declared: &Quantized,
+    warnings: &mut Vec<String>,
+) -> Result<RunBatch, Error> {
+    let mut warn = |w: String| {
+        ui::warn(&w);
+        warnings.push(w);
+    };
+    let requested = match config.calibration.batch_size {
+        crate::config::BatchSize::Fixed(n) => n,
+        crate::config::BatchSize::Auto => crate::config::BatchSize::CPU_AUTO,
+    };
+    let calib = (&config.calibration.data, config.calibration.max_samples);
+    let splits = [("calibration", calib), ("evaluation", eval_split(config))];
+    let data_err = |e: calib_data::DataError| Error::BadInput(e.to_string());
+    let mut counts = [0; 2];
+    for (count, (_, (source, max))) in counts.iter_mut().zip(&splits) {
+        *count = calib_data::available_samples(source, inputs, *max, 0).map_err(data_err)?;
+    }
+    let wanted = counts.iter().fold(requested, |b, &n| b.min(n)).max(1);
+    let batched = match declared_batch(inputs) {
+        Some(fixed) if fixed != wanted => {
+            match batched_stage(config, norm_opts, inputs, declared, wanted) {
+                Ok(batched) => Some(batched),
+                Err(why) => {
+                    warn(format!(
+                        "calibration and evaluation run batches of {fixed} (the declared batch), \
+                         not {wanted}: {why}"
+                    ));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let inputs = match &batched {
+        Some(b) => model_inputs(&b.fused)?,
+        None => inputs.to_vec(),
+    };
+    let batch = declared_batch(&inputs).unwrap_or(wanted);
+    for ((split, (source, max)), count) in splits.iter().zip(counts) {
+        let opened = calib_data::open(source, &inputs, batch, *max, 0).map_err(data_err)?;
+        let used = opened.total().unwrap_or(count);
+        if used < count {
+            warn(format!(
+                "{split}: {} of {count} samples left out: the model runs batches of exactly \
+                 {batch}; give a multiple of {batch} samples (max_samples) to use them all",
+                count - used
+            ));
+        }
+    }
+    Ok(RunBatch {
+        batched,
+        inputs,
+        batch,
+    })
+}
+
 /// Activation tensors that carry a QuantizeLinear in any of `models` (the ones calibration observes).
 fn observed_tensors(models: &[&Model]) -> Vec<String> {
     let mut set = BTreeSet::new();
@@ -276,46 +357,14 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     ));
     let device = calibration_device(&config, opts)?;
     let inputs = model_inputs(&q.fused)?;
-    let requested_batch = match config.calibration.batch_size {
-        crate::config::BatchSize::Fixed(n) => n,
-        crate::config::BatchSize::Auto => crate::config::BatchSize::CPU_AUTO,
-    };
+    let RunBatch {
+        batched,
+        inputs: run_inputs,
+        batch: run_batch,
+    } = run_batch(&config, &norm_opts, &inputs, &q, &mut warnings)?;
     let calib_source = &config.calibration.data;
-    let (eval_source, eval_max) = match &config.evaluation {
-        Some(e) => (&e.data, e.max_samples),
-        None => (calib_source, config.calibration.max_samples),
-    };
+    let (eval_source, eval_max) = eval_split(&config);
     let data_err = |e: calib_data::DataError| Error::BadInput(e.to_string());
-    let calib_count =
-        calib_data::available_samples(calib_source, &inputs, config.calibration.max_samples, 0)
-            .map_err(data_err)?;
-    let eval_count =
-        calib_data::available_samples(eval_source, &inputs, eval_max, 0).map_err(data_err)?;
-    // Calibration and evaluation run `batch_size` samples per executor run (no more than either
-    // split holds); a model with a fixed batch is rebuilt at that batch.
-    let wanted_batch = requested_batch.min(calib_count).min(eval_count).max(1);
-    let batched = match declared_batch(&inputs) {
-        Some(declared) if declared != wanted_batch => {
-            match batched_stage(&config, &norm_opts, &inputs, &q, wanted_batch) {
-                Ok(batched) => Some(batched),
-                Err(why) => {
-                    let w = format!(
-                        "calibration and evaluation run batches of {declared} (the declared batch), \
-                         not {wanted_batch}: {why}"
-                    );
-                    ui::warn(&w);
-                    warnings.push(w);
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
-    let run_inputs = match &batched {
-        Some(b) => model_inputs(&b.fused)?,
-        None => inputs.clone(),
-    };
-    let run_batch = declared_batch(&run_inputs).unwrap_or(wanted_batch);
     let open_calib = || {
         calib_data::open(
             calib_source,
@@ -326,21 +375,6 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
         )
     };
     let open_eval = || calib_data::open(eval_source, &run_inputs, run_batch, eval_max, 0);
-    for (split, count, source) in [
-        ("calibration", calib_count, open_calib().map_err(data_err)?),
-        ("evaluation", eval_count, open_eval().map_err(data_err)?),
-    ] {
-        let used = source.total().unwrap_or(count);
-        if used < count {
-            let w = format!(
-                "{split}: {} of {count} samples left out: the model runs batches of exactly \
-                 {run_batch}; give a multiple of {run_batch} samples (max_samples) to use them all",
-                count - used
-            );
-            ui::warn(&w);
-            warnings.push(w);
-        }
-    }
     if config.calibration_is_synthetic() {
         let w = "calibration data is synthetic (uniform random in [0, 1)): the scales are only good for latency work, not for accuracy".to_string();
         ui::warn(&w);
