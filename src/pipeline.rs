@@ -276,13 +276,14 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     let mut backend = CpuBackend::with_model(&q.fused)
         .map_err(|e| Error::BadInput(format!("{}: {e}", config.model.display())))?;
     let bar = crate::progress::Progress::new(config.calibration.max_samples as u64, "calibrate");
+    let mut calib_data = open_calib().map_err(|e| Error::BadInput(e.to_string()))?;
     let calib: CalibrationResult = crate::calib::calibrate(
         &mut backend,
-        &mut || open_calib(),
+        calib_data.as_mut(),
         &tensors,
         &groups,
         method,
-        &|pass, n| bar.set(pass, n as u64),
+        &|n| bar.set(1, n as u64),
     )
     .map_err(|e| Error::BadInput(format!("calibration: {e}")))?;
     bar.finish();

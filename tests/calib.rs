@@ -2,8 +2,8 @@
 //! groups, method switching on a stored histogram, and closed-form answers.
 
 use trtq::calib::{
-    AMAX_FLOOR, AmaxWarning, BINS, Collector, Histogram, HistogramCollector, MaxCollector, Method,
-    Percentile, calibrate_tensor, tie_group_amax,
+    AMAX_FLOOR, AmaxWarning, BINS, Collector, FineHistogram, HistogramCollector, MaxCollector,
+    Method, Percentile, calibrate_tensor, exponent_for, tie_group_amax,
 };
 
 /// A small deterministic generator (SplitMix64) so the tests need no extra crate.
@@ -73,7 +73,7 @@ fn shuffled_batches_give_bitwise_identical_amax_for_every_method() {
                 reference.amax.amax.to_bits(),
                 "{method}"
             );
-            assert_eq!(again.histogram, reference.histogram, "{method}");
+            assert_eq!(again.fine, reference.fine, "{method}");
             assert_eq!(again.range, reference.range, "{method}");
         }
     }
@@ -95,46 +95,76 @@ fn rebatching_the_same_values_changes_nothing() {
     }
 }
 
+/// Batches whose scales span eight orders of magnitude, so the fine grid grows many times and
+/// by different steps depending on the order.
+fn multiscale_batches(seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng(seed);
+    (0..30)
+        .map(|batch| {
+            let scale = 10f32.powi(batch % 9 - 4) * 1.37;
+            (0..(300 + 71 * batch))
+                .map(|_| rng.laplace() * scale)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn fine_histogram_equals_the_direct_one_at_the_final_exponent_in_any_order() {
+    let batches = multiscale_batches(11);
+    let all: Vec<f32> = batches.concat();
+    let global = MaxCollector::of(&all);
+    let mut direct = FineHistogram::new();
+    direct.regrid(exponent_for(global.abs_max()));
+    direct.add(&all, global.abs_max());
+
+    let mut rng = Rng(12);
+    let mut order = as_slices(&batches);
+    for _ in 0..6 {
+        rng.shuffle(&mut order);
+        let run = calibrate_tensor(order.iter().copied(), Method::Entropy).unwrap();
+        assert_eq!(run.fine.as_ref(), Some(&direct));
+        assert_eq!(run.range, global);
+    }
+    // Another split of the same values: one value per batch for the first thousand.
+    let (head, tail) = all.split_at(1000);
+    let split: Vec<&[f32]> = head.chunks(1).chain([tail]).collect();
+    let run = calibrate_tensor(split, Method::Mse).unwrap();
+    assert_eq!(run.fine.as_ref(), Some(&direct));
+}
+
 #[test]
 fn merged_shards_equal_one_collector() {
-    let batches = laplace_batches(3);
+    let batches = multiscale_batches(3);
     let shards: Vec<&[Vec<f32>]> = vec![&batches[..5], &batches[5..17], &batches[17..]];
-
-    // Pass 1 per shard, then the ranges merge.
-    let shard_ranges: Vec<MaxCollector> = shards
-        .iter()
-        .map(|shard| {
-            let mut range = MaxCollector::default();
-            shard.iter().for_each(|batch| range.observe(batch));
-            range
-        })
-        .collect();
-    let mut range = shard_ranges[0];
-    shard_ranges[1..]
-        .iter()
-        .for_each(|other| range.merge(other));
-    let single = calibrate_tensor(as_slices(&batches), Method::Entropy).unwrap();
-    assert_eq!(range, single.range);
-
-    // Pass 2 per shard over the merged range, then the histograms merge.
     for method in methods() {
+        let single = calibrate_tensor(as_slices(&batches), method).unwrap();
         let shard_collectors: Vec<HistogramCollector> = shards
             .iter()
             .map(|shard| {
-                let mut collector = HistogramCollector::new(&range, method).unwrap();
+                let mut collector = HistogramCollector::new(method);
                 shard.iter().for_each(|batch| collector.observe(batch));
                 collector
             })
             .collect();
-        let mut merged = shard_collectors[0].clone();
+        // Merge in two different orders.
+        let mut forward = shard_collectors[0].clone();
         shard_collectors[1..]
             .iter()
-            .for_each(|other| merged.merge(other));
-        let expected = calibrate_tensor(as_slices(&batches), method).unwrap();
-        assert_eq!(Some(merged.histogram()), single.histogram.as_ref());
+            .for_each(|other| forward.merge(other));
+        let mut backward = shard_collectors[2].clone();
+        shard_collectors[..2]
+            .iter()
+            .rev()
+            .for_each(|other| backward.merge(other));
+        assert_eq!(forward, backward, "{method}");
+        assert_eq!(*forward.range(), single.range, "{method}");
+        if single.fine.is_some() {
+            assert_eq!(Some(forward.fine()), single.fine.as_ref(), "{method}");
+        }
         assert_eq!(
-            merged.amax().unwrap().amax.to_bits(),
-            expected.amax.amax.to_bits(),
+            forward.amax().unwrap().amax.to_bits(),
+            single.amax.amax.to_bits(),
             "{method}"
         );
     }
@@ -144,11 +174,12 @@ fn merged_shards_equal_one_collector() {
 fn switching_method_reuses_a_stored_histogram() {
     let batches = laplace_batches(4);
     let entropy = calibrate_tensor(as_slices(&batches), Method::Entropy).unwrap();
-    let stored = serde_json::to_string(&entropy.histogram.unwrap()).unwrap();
-    let histogram: Histogram = serde_json::from_str(&stored).unwrap();
+    let stored = serde_json::to_string(&entropy.fine.unwrap()).unwrap();
+    let fine: FineHistogram = serde_json::from_str(&stored).unwrap();
     for method in methods() {
         let direct = calibrate_tensor(as_slices(&batches), method).unwrap();
-        assert_eq!(histogram.amax(method), direct.amax, "{method}");
+        let reread = HistogramCollector::from_parts(entropy.range, fine.clone(), method);
+        assert_eq!(reread.amax().unwrap(), direct.amax, "{method}");
     }
 }
 
@@ -299,14 +330,12 @@ fn tie_group_gets_the_amax_of_its_pooled_values() {
         ranges[0].abs_max().max(ranges[1].abs_max())
     );
 
-    let mut group_range = ranges[0];
-    group_range.merge(&ranges[1]);
     let pooled: Vec<&[f32]> = narrow.iter().chain(&wide).map(Vec::as_slice).collect();
     for method in methods() {
         let members: Vec<HistogramCollector> = [&narrow, &wide]
             .iter()
             .map(|tensor| {
-                let mut collector = HistogramCollector::new(&group_range, method).unwrap();
+                let mut collector = HistogramCollector::new(method);
                 tensor.iter().for_each(|batch| collector.observe(batch));
                 collector
             })
