@@ -345,3 +345,103 @@ fn tie_group_gets_the_amax_of_its_pooled_values() {
         assert_eq!(group, expected.amax, "{method}");
     }
 }
+
+/// A `trtq build` config for the bundled demo model, calibrated on 4 synthetic samples.
+fn demo_config(folder: &std::path::Path, method: &str) -> std::path::PathBuf {
+    let model =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo/resnet_tiny.onnx");
+    let path = folder.join(format!("{method}.yaml"));
+    let text = format!(
+        "model: {model:?}\ninputs:\n  input: [1, 3, 32, 32]\ncalibration:\n  data: {{kind: synthetic, seed: 3}}\n  method: {method}\n  max_samples: 4\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn build_demo(
+    config: &std::path::Path,
+    out: std::path::PathBuf,
+    reuse: Option<std::path::PathBuf>,
+) -> Result<trtq::calib::CalibrationResult, trtq::Error> {
+    let opts = trtq::pipeline::BuildOptions {
+        out_dir: Some(out.clone()),
+        cpu_only: true,
+        reuse_calibration: reuse,
+        ..Default::default()
+    };
+    trtq::pipeline::build(config, &opts)?;
+    let text = std::fs::read_to_string(out.join("calib.json")).unwrap();
+    Ok(serde_json::from_str(&text).unwrap())
+}
+
+#[test]
+fn reused_calibration_gives_the_scales_of_a_fresh_run_without_running_the_model() {
+    let folder = tempfile::tempdir().unwrap();
+    let root = folder.path();
+    let entropy = build_demo(&demo_config(root, "entropy"), root.join("entropy"), None).unwrap();
+    assert_eq!(entropy.passes, 1);
+    let stored = root.join("entropy/calib.json");
+
+    let max_config = demo_config(root, "max");
+    let fresh_max = build_demo(&max_config, root.join("max"), None).unwrap();
+    let reused_max = build_demo(&max_config, root.join("reused"), Some(stored.clone())).unwrap();
+    assert_eq!(
+        reused_max.passes, 0,
+        "a reused calibration runs no forward pass"
+    );
+    assert_eq!(reused_max.method, "max");
+    assert!(!fresh_max.tensors.is_empty());
+    for (name, fresh) in &fresh_max.tensors {
+        let reused = &reused_max.tensors[name];
+        assert_eq!(reused.amax.to_bits(), fresh.amax.to_bits(), "{name}");
+    }
+    // Back to entropy: the stored histograms give the stored amaxes again.
+    let reused_entropy = build_demo(
+        &demo_config(root, "entropy"),
+        root.join("again"),
+        Some(stored.clone()),
+    )
+    .unwrap();
+    for (name, first) in &entropy.tensors {
+        assert_eq!(
+            reused_entropy.tensors[name].amax.to_bits(),
+            first.amax.to_bits(),
+            "{name}"
+        );
+    }
+    println!(
+        "fresh max calibration {:.3} s, reused {:.4} s",
+        fresh_max.seconds, reused_max.seconds
+    );
+
+    // A calib.json missing one of the model's Q/DQ tensors: exit 2, naming file and tensor.
+    let mut partial: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stored).unwrap()).unwrap();
+    let tensors = partial["tensors"].as_object_mut().unwrap();
+    let dropped = tensors.keys().next().unwrap().clone();
+    tensors.remove(&dropped);
+    let partial_path = root.join("partial.json");
+    std::fs::write(&partial_path, partial.to_string()).unwrap();
+    let error = build_demo(&max_config, root.join("partial"), Some(partial_path)).unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    let message = error.to_string();
+    assert!(message.contains("partial.json"), "{message}");
+    assert!(message.contains(&format!("'{dropped}'")), "{message}");
+    assert!(
+        !root.join("partial").exists(),
+        "nothing is written on bad input"
+    );
+
+    // A max run keeps no histograms: entropy cannot be re-derived from it.
+    let error = build_demo(
+        &demo_config(root, "entropy"),
+        root.join("from-max"),
+        Some(root.join("max/calib.json")),
+    )
+    .unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    assert!(
+        error.to_string().contains("needs the histograms"),
+        "{error}"
+    );
+}

@@ -75,12 +75,12 @@ pub enum CalibError {
         rank: usize,
     },
     /// An .npy file could not be read as a float32 array.
-    #[error("cannot read {} as a float32 .npy array (other dtypes: convert with numpy's astype(np.float32))", path.display())]
+    #[error("cannot read {} as a float32 .npy array (other dtypes: convert with numpy's astype(np.float32)): {source}", path.display())]
     ReadNpy {
         /// The file.
         path: PathBuf,
         /// What the reader reported.
         #[source]
-        source: ndarray_npy::ReadNpyError,
+        source: Box<super::data::DataError>,
     },
 }

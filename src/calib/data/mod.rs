@@ -22,6 +22,8 @@ mod npy_dir;
 mod npz;
 mod synthetic;
 
+pub use npy::array_input;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
