@@ -75,6 +75,13 @@ def fine_histogram(values, range_max):
 def histogram(values, range_max):
     """2048-bin histogram of the finite |x| over [0, range_max] by trtq's fine-grid rule."""
     exponent, fine = fine_histogram(values, range_max)
+    return histogram_from_fine(exponent, fine, range_max)
+
+
+def histogram_from_fine(exponent, fine, range_max):
+    """The 2048-bin view over [0, range_max] of a fine histogram: each fine bin's count goes to
+    the bin holding the fine bin's centre (clamped to the top bin)."""
+    fine = np.asarray(fine, np.uint64)
     if range_max <= 0:
         bins = np.zeros(BINS, np.uint64)
         bins[0] = fine.sum()
@@ -82,6 +89,14 @@ def histogram(values, range_max):
     centres = (2 * np.arange(FINE_BINS, dtype=np.float64) + 1) * (2.0 ** (exponent - 1) * BINS) / float(range_max)
     target = np.minimum(np.floor(centres), BINS - 1).astype(np.int64)
     return np.bincount(target, weights=fine.astype(np.float64), minlength=BINS).astype(np.uint64)
+
+
+def stored_fine_bins(stored):
+    """The FINE_BINS counts of a calib.json fine histogram (`runs` of [first bin, [counts]])."""
+    fine = np.zeros(FINE_BINS, np.uint64)
+    for start, counts in stored["runs"]:
+        fine[start : start + len(counts)] = counts
+    return fine
 
 
 def percentile_edge(bins, percentile):
