@@ -3,7 +3,9 @@
 //!
 //! Owns: per-output SQNR, cosine similarity, max abs error and (for classifiers, outputs shaped
 //! [N, C]) top-1 agreement, also at the logits (the input of a final Sigmoid/Softmax, where a
-//! detector's near-zero probability map says little). Does not own: data loading or execution.
+//! detector's near-zero probability map says little). Candidates may be FP16 models (the FP16
+//! float policy): the executor computes each FP16 node in f32 and rounds its outputs to FP16.
+//! Does not own: data loading or execution.
 
 use crate::calib::data::{BatchSource, DataError};
 use crate::exec::{Backend, CpuBackend, ExecError, Observer};
@@ -126,14 +128,18 @@ impl Sums {
     }
 }
 
-/// The logits tensor of each graph output: the input of the final Sigmoid/Softmax producing it.
+/// The logits tensor of each graph output: the input of the final Sigmoid/Softmax producing it,
+/// also through the Cast an FP16 model ends with (its graph outputs keep the FP32 type).
 fn logits_of(model: &Model) -> Vec<(String, String)> {
     let g = &model.graph;
     g.outputs
         .iter()
         .filter_map(|o| {
             let name = o.name.clone()?;
-            let n = g.node(g.producer(&name)?);
+            let mut n = g.node(g.producer(&name)?);
+            if n.op_type == "Cast" {
+                n = g.node(g.producer(n.input(0)?)?);
+            }
             let logits = n.input(0)?.to_string();
             matches!(n.op_type.as_str(), "Sigmoid" | "Softmax" | "LogSoftmax")
                 .then_some((name, logits))

@@ -13,6 +13,7 @@ use crate::exec::CpuBackend;
 use crate::graph::Model;
 use crate::graph::normalize::{NormalizeOptions, NormalizeReport, normalize};
 use crate::patterns::{MatchesFile, PatternMatch, tensorrt, transform};
+use crate::quantize::fp16::{Fp16Options, Fp16Report, convert_float_to_fp16};
 use crate::quantize::{
     QuantConfig, insert_qdq, set_activation_scales, tie_groups, uniform::insert_qdq_uniform,
 };
@@ -66,7 +67,8 @@ pub struct Summary {
     pub qdq_nodes: BTreeMap<String, usize>,
     /// Calibration: method, samples, passes, seconds, tensors calibrated.
     pub calibration: Option<CalibrationSummary>,
-    /// Accuracy per Q/DQ model against FP32.
+    /// Accuracy against FP32 per Q/DQ model (`pattern_int8`, `uniform_int8`) and, with
+    /// `compare.fp16`, per FP16-float-policy model (`fp16`, `pattern_int8_fp16`, `uniform_int8_fp16`).
     pub accuracy: BTreeMap<String, CandidateAccuracy>,
     /// Whether engines were built, and if not why.
     pub engines: String,
@@ -327,10 +329,20 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     };
     let mut eval_data = calib_data::open(eval_source, &inputs, batch, eval_max, 0)
         .map_err(|e| Error::BadInput(e.to_string()))?;
-    let mut candidates: Vec<(&str, &Model)> = vec![(Variant::PatternInt8.key(), &pattern)];
+    let mut int8_models: Vec<(Variant, &Model)> = vec![(Variant::PatternInt8, &pattern)];
     if let Some(u) = &uniform {
-        candidates.push((Variant::UniformInt8.key(), u));
+        int8_models.push((Variant::UniformInt8, u));
     }
+    let fp16_models = if config.compare.fp16 {
+        fp16_policy_models(&config.model, &q.fused, &int8_models)?
+    } else {
+        Vec::new()
+    };
+    let candidates: Vec<(&str, &Model)> = int8_models
+        .iter()
+        .map(|(v, m)| (v.key(), *m))
+        .chain(fp16_models.iter().map(|(k, m)| (k.as_str(), m)))
+        .collect();
     let accuracy = evaluate(&q.fused, &candidates, eval_data.as_mut())
         .map_err(|e| Error::BadInput(format!("evaluation: {e}")))?;
     run.write_json("accuracy.json", &accuracy)?;
@@ -402,9 +414,9 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
                 .find(n)
                 .map(|id| model.graph.node(id).op_type.clone())
         })),
-        qdq_nodes: candidates
+        qdq_nodes: int8_models
             .iter()
-            .map(|(k, m)| (k.to_string(), qdq_node_count(m)))
+            .map(|(v, m)| (v.key().to_string(), qdq_node_count(m)))
             .collect(),
         calibration: Some(CalibrationSummary {
             method: calib.method.clone(),
@@ -426,6 +438,50 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     summary.artifacts.push("summary.json".into());
     run.write_json("summary.json", &summary)?;
     Ok(summary)
+}
+
+/// The key of a variant's FP16-float-policy model in accuracy.json: `fp16` for the FP16 variant
+/// (the float model converted), `<variant>_fp16` for a Q/DQ model converted.
+fn fp16_policy_key(variant: Variant) -> String {
+    match variant {
+        Variant::Fp16 => Variant::Fp16.key().to_string(),
+        other => format!("{}_fp16", other.key()),
+    }
+}
+
+/// The float model and each Q/DQ model with their float regions in FP16 (the policy strongly
+/// typed engines run, [`crate::quantize::fp16`]), keyed by [`fp16_policy_key`], for evaluation.
+fn fp16_policy_models(
+    path: &Path,
+    float_model: &Model,
+    int8_models: &[(Variant, &Model)],
+) -> Result<Vec<(String, Model)>, Error> {
+    std::iter::once((Variant::Fp16, float_model))
+        .chain(int8_models.iter().copied())
+        .map(|(variant, model)| {
+            let (converted, report) = fp16_policy(path, model)?;
+            let key = fp16_policy_key(variant);
+            ui::info(format!(
+                "fp16 {key}: {} nodes FP16, {} kept FP32",
+                report.fp16_nodes,
+                report.fp32_nodes.len()
+            ));
+            Ok((key, converted))
+        })
+        .collect()
+}
+
+/// `model` with its float regions in FP16. Inserted Q/DQ values carry no recorded type yet, so
+/// the model is first normalized at its own opset (which records every value's type and, Q/DQ
+/// being never folded, changes nothing else), as `trtq fp16` does.
+fn fp16_policy(path: &Path, model: &Model) -> Result<(Model, Fp16Report), Error> {
+    let mut typed = model.clone();
+    let opts = NormalizeOptions {
+        opset: typed.opset(),
+        input_shapes: BTreeMap::new(),
+    };
+    normalize(&mut typed, &opts, &crate::fold_evaluator).map_err(|e| Error::graph(path, e))?;
+    convert_float_to_fp16(&typed, &Fp16Options::default()).map_err(|e| Error::graph(path, e))
 }
 
 /// The calibration method of the config.
@@ -522,9 +578,7 @@ fn engine_stage(
                 // to FP16 identically for every variant, so only placement differs.
                 let onnx_name = format!("{}.trt.onnx", variant.key());
                 let to_build = if settings.typing == TypingPolicy::StronglyTyped {
-                    crate::quantize::fp16::convert_float_to_fp16(model, &Default::default())
-                        .map_err(|e| Error::graph(&config.model, e))?
-                        .0
+                    fp16_policy(&config.model, model)?.0
                 } else {
                     (*model).clone()
                 };
@@ -556,6 +610,11 @@ fn engine_stage(
         };
         entry.qdq_nodes = Some(qdq_node_count(model));
         entry.accuracy = accuracy.get(variant.key()).map(|a| a.overall.clone());
+        if *variant != Variant::Fp16 {
+            entry.accuracy_fp16 = accuracy
+                .get(&fp16_policy_key(*variant))
+                .map(|a| a.overall.clone());
+        }
         report.variants.retain(|v| v.variant != *variant);
         report.variants.push(entry);
     }
