@@ -191,16 +191,17 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
 
     // Every check on the inputs comes before the first write.
     let mut model = crate::load(&config.model)?;
-    let norm_opts = NormalizeOptions {
-        opset: i64::from(config.opset),
-        input_shapes: config
-            .inputs
-            .iter()
-            .map(|(k, v)| (k.clone(), v.iter().map(|&d| d as i64).collect()))
-            .collect(),
-    };
-    let normalize_report = normalize(&mut model, &norm_opts, &crate::fold_evaluator)
-        .map_err(|e| Error::graph(&config.model, e))?;
+    let input_shapes = config
+        .inputs
+        .iter()
+        .map(|(k, v)| (k.clone(), v.iter().map(|&d| d as i64).collect()))
+        .collect();
+    let normalize_report = normalize_model(
+        &mut model,
+        &config.model,
+        i64::from(config.opset),
+        input_shapes,
+    )?;
     ui::info(format!(
         "normalize: opset {} → {}, {} → {} nodes",
         normalize_report.from_opset,
@@ -440,6 +441,21 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     Ok(summary)
 }
 
+/// Normalizes `model` (read from `path`, named in errors) to `opset`, with concrete shapes for
+/// the graph inputs named in `input_shapes`: the first stage of `trtq build`, shared by `trtq fp16`.
+pub fn normalize_model(
+    model: &mut Model,
+    path: &Path,
+    opset: i64,
+    input_shapes: BTreeMap<String, Vec<i64>>,
+) -> Result<NormalizeReport, Error> {
+    let opts = NormalizeOptions {
+        opset,
+        input_shapes,
+    };
+    normalize(model, &opts, &crate::fold_evaluator).map_err(|e| Error::graph(path, e))
+}
+
 /// The key of a variant's FP16-float-policy model in accuracy.json: `fp16` for the FP16 variant
 /// (the float model converted), `<variant>_fp16` for a Q/DQ model converted.
 fn fp16_policy_key(variant: Variant) -> String {
@@ -476,11 +492,8 @@ fn fp16_policy_models(
 /// being never folded, changes nothing else), as `trtq fp16` does.
 fn fp16_policy(path: &Path, model: &Model) -> Result<(Model, Fp16Report), Error> {
     let mut typed = model.clone();
-    let opts = NormalizeOptions {
-        opset: typed.opset(),
-        input_shapes: BTreeMap::new(),
-    };
-    normalize(&mut typed, &opts, &crate::fold_evaluator).map_err(|e| Error::graph(path, e))?;
+    let opset = typed.opset();
+    normalize_model(&mut typed, path, opset, BTreeMap::new())?;
     convert_float_to_fp16(&typed, &Fp16Options::default()).map_err(|e| Error::graph(path, e))
 }
 

@@ -410,3 +410,121 @@ def test_small_qdq_conv(weight_scales, kept, trtq, tmp_path):
     figures = compare(src, out, feeds, tmp_path, fuse_qdq=False)
     print(f"\nSQNR small Q/DQ conv ({'kept' if kept else 'fp16'} weight scale): {figures}")
     assert min(figures.values()) >= 35.0
+
+
+# trtq's own Q/DQ models: `trtq build --cpu` writes model.qdq.onnx (pattern) and
+# model.uniform.qdq.onnx, and with compare.fp16 evaluates their FP16 float policy with its own
+# CPU executor (accuracy.json). Small enough for CI: PP-OCRv4 det at 160×160 on text pages,
+# light_resnet50 (structure only, see FP32_CASES); torchvision ResNet-50 where it was exported.
+# (id, path, shapes, text input, accuracy oracle)
+OWN_QDQ_CASES = [
+    ("rapidocr/PP-OCRv4_det", MODELS_DIR / "rapidocr/ch_PP-OCRv4_det_infer.onnx", {"x": [1, 3, 160, 160]}, True, True),
+    ("onnx/light_resnet50", MODELS_DIR / "onnx/light/light_resnet50.onnx", {"gpu_0/data_0": [1, 3, 224, 224]}, False, False),
+]
+OPTIONAL_OWN_QDQ_CASES = [
+    ("torchvision/resnet50", MODELS_DIR / "torchvision/resnet50_torchscript.onnx", {"input": [1, 3, 224, 224]}, False, True),
+]
+CALIBRATION_SAMPLES, EVALUATION_SAMPLES = 4, 2
+# How far trtq's executor may put an FP16 model's SQNR from onnxruntime's. They differ by design:
+# trtq rounds every FP16 node's output to FP16, onnxruntime drops the Casts between consecutive
+# FP32-fallback ops and keeps those chains in FP32 (see the module doc).
+EXECUTOR_TOLERANCE_DB = 6.0
+
+
+def write_samples(path: pathlib.Path, model: onnx.ModelProto, shapes, count: int, first_seed: int, text: bool):
+    """`count` seeded samples of the (single) image input, stacked along the batch axis."""
+    samples = [image_feeds(model, shapes, seed, text) for seed in range(first_seed, first_seed + count)]
+    (name,) = samples[0]
+    np.save(path, np.concatenate([s[name] for s in samples]))
+    return name
+
+
+def build_cpu(trtq, path, shapes, text, tmp_path) -> tuple[pathlib.Path, dict]:
+    """`trtq build --cpu` with compare.fp16 on seeded samples; returns the output folder and its
+    accuracy.json."""
+    model = onnx.load(path, load_external_data=False)
+    calib, heldout = tmp_path / "calib.npy", tmp_path / "heldout.npy"
+    write_samples(calib, model, shapes, CALIBRATION_SAMPLES, 10, text)
+    write_samples(heldout, model, shapes, EVALUATION_SAMPLES, 20, text)
+    config = tmp_path / "build.yaml"
+    write_build_config(config, path, shapes)
+    with config.open("a") as f:
+        f.write(
+            f"calibration:\n  data: {{kind: npy, path: {json.dumps(str(calib))}}}\n"
+            f"  method: max\n  max_samples: {CALIBRATION_SAMPLES}\n"
+            f"evaluation:\n  data: {{kind: npy, path: {json.dumps(str(heldout))}}}\n"
+            f"  max_samples: {EVALUATION_SAMPLES}\n"
+            "compare: {uniform: true, fp16: true}\n"
+        )
+    out = tmp_path / "build"
+    r = trtq("build", config, "--cpu", "--out", out)
+    assert r.returncode == 0, r.describe()
+    return out, json.loads((out / "accuracy.json").read_text())
+
+
+def ort_sqnr_per_output(reference: pathlib.Path, candidate: pathlib.Path, samples: np.ndarray, name: str) -> dict:
+    """SQNR (dB) of `candidate` against `reference` per graph output, summed over the samples run
+    one by one (as trtq's evaluation does), both at onnxruntime's basic optimization level."""
+    sums: dict[str, list[float]] = {}
+    for sample in samples:
+        feeds = {name: sample[None]}
+        want, got = run(reference, feeds, fuse_qdq=False), run(candidate, feeds, fuse_qdq=False)
+        for out, ref in want.items():
+            ref, diff = ref.astype(np.float64), ref.astype(np.float64) - got[out].astype(np.float64)
+            s = sums.setdefault(out, [0.0, 0.0])
+            s[0] += float((ref**2).sum())
+            s[1] += float((diff**2).sum())
+    return {out: (float("inf") if n == 0 else 10 * np.log10(sig / n)) for out, (sig, n) in sums.items()}
+
+
+@pytest.mark.parametrize(
+    ("case_id", "path", "shapes", "text", "oracle", "optional"),
+    [pytest.param(*c, False, id=c[0]) for c in OWN_QDQ_CASES]
+    + [pytest.param(*c, True, id=c[0]) for c in OPTIONAL_OWN_QDQ_CASES],
+)
+def test_fp16_policy_of_trtq_qdq_models(case_id, path, shapes, text, oracle, optional, trtq, tmp_path):
+    require(path, optional)
+    out, accuracy = build_cpu(trtq, path, shapes, text, tmp_path)
+    # The FP16 figures joined accuracy.json beside the INT8 ones.
+    assert {"fp16", "pattern_int8", "uniform_int8", "pattern_int8_fp16", "uniform_int8_fp16"} <= accuracy.keys()
+    report = json.loads((out / "report.json").read_text())
+    rows = {v["variant"]: v for v in report["variants"]}
+    assert rows["pattern_int8"]["accuracy_fp16"]["sqnr_db"] == accuracy["pattern_int8_fp16"]["overall"]["sqnr_db"]
+    assert rows["fp16"]["accuracy"]["sqnr_db"] == accuracy["fp16"]["overall"]["sqnr_db"]
+    assert "SQNR, FP16 float regions" in (out / "report.md").read_text()
+
+    heldout = np.load(tmp_path / "heldout.npy")
+    (input_name,) = shapes
+    reference = out / "model.fused.onnx"
+    lines = []
+    for key, source in [
+        ("fp16", reference),
+        ("pattern_int8", out / "model.qdq.onnx"),
+        ("uniform_int8", out / "model.uniform.qdq.onnx"),
+    ]:
+        fp16_key = key if key == "fp16" else f"{key}_fp16"
+        converted = tmp_path / f"{fp16_key}.onnx"
+        conversion = fp16_convert(trtq, source, converted)
+        check_converted(onnx.load(source), converted)
+        if key != "fp16":
+            assert conversion["opset_upgraded_from"] == 17
+        ort_fp16 = ort_sqnr_per_output(reference, converted, heldout, input_name)
+        ort_fp32 = ort_sqnr_per_output(reference, source, heldout, input_name) if key != "fp16" else {}
+        trtq_fp16 = {o["name"]: o["sqnr_db"] for o in accuracy[fp16_key]["outputs"]}
+        trtq_fp32 = {o["name"]: o["sqnr_db"] for o in accuracy.get(key, {"outputs": []})["outputs"]}
+        for name, db in ort_fp16.items():
+            lines.append(
+                f"{case_id} {fp16_key} {name}: onnxruntime {db:.1f} dB (FP32 float regions "
+                f"{ort_fp32.get(name, float('nan')):.1f} dB); trtq executor {trtq_fp16.get(name)} dB "
+                f"(FP32 float regions {trtq_fp32.get(name)} dB)"
+            )
+            if not oracle:
+                continue
+            assert trtq_fp16.get(name) is not None, f"{fp16_key}: trtq measured no SQNR on {name}"
+            assert abs(trtq_fp16[name] - db) <= EXECUTOR_TOLERANCE_DB, lines[-1]
+            if key != "fp16":
+                # FP16 float regions must not make the quantized model less accurate.
+                assert db >= ort_fp32[name] - 1.0, lines[-1]
+    print("\n" + "\n".join(lines))
+    if not oracle:
+        print("no SQNR oracle: the FP32 model's activations exceed FP16's range (see FP32_CASES)")
