@@ -43,6 +43,9 @@ pub struct OutputAccuracy {
     pub max_abs_error: f64,
     /// Share of samples whose arg-max matches (outputs shaped [N, C], C > 1).
     pub top1_agreement: Option<f64>,
+    /// Values that are Inf or NaN in the candidate but finite in the reference (e.g. FP16
+    /// overflow); when not 0, the SQNR is meaningless (JSON cannot hold its -inf).
+    pub non_finite: usize,
 }
 
 /// Accuracy of one candidate model against the reference.
@@ -61,6 +64,7 @@ struct Sums {
     dot: f64,
     cand: f64,
     max_abs: f64,
+    non_finite: usize,
     top1: Option<(usize, usize)>,
 }
 
@@ -69,6 +73,7 @@ impl Sums {
         let r = reference.to_f32_array();
         let c = candidate.to_f32_array();
         for (&a, &b) in r.iter().zip(c.iter()) {
+            self.non_finite += usize::from(a.is_finite() && !b.is_finite());
             let (a, b) = (a as f64, b as f64);
             self.signal += a * a;
             self.noise += (a - b) * (a - b);
@@ -106,6 +111,7 @@ impl Sums {
         self.dot += o.dot;
         self.cand += o.cand;
         self.max_abs = self.max_abs.max(o.max_abs);
+        self.non_finite += o.non_finite;
     }
 
     fn sqnr_db(&self) -> f64 {
@@ -246,6 +252,7 @@ pub fn evaluate(
                     cosine: s.cosine(),
                     max_abs_error: s.max_abs,
                     top1_agreement: s.top1(),
+                    non_finite: s.non_finite,
                 })
                 .collect();
             let overall = Accuracy {
@@ -259,4 +266,28 @@ pub fn evaluate(
             (name.clone(), CandidateAccuracy { overall, outputs })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{ArrayD, IxDyn};
+
+    fn f32s(values: &[f32]) -> Tensor {
+        Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[values.len()]), values.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn overflowed_candidate_values_are_counted_not_taken_for_identical() {
+        let mut sums = Sums::default();
+        sums.add(
+            &f32s(&[1.0, 2.0, 3.0, f32::INFINITY]),
+            &f32s(&[1.0, f32::INFINITY, f32::NAN, f32::INFINITY]),
+        );
+        assert_eq!(sums.non_finite, 2, "the reference's own Inf is not counted");
+        assert!(!sums.sqnr_db().is_finite() && sums.sqnr_db() != f64::INFINITY);
+        let mut exact = Sums::default();
+        exact.add(&f32s(&[1.0, 2.0]), &f32s(&[1.0, 2.0]));
+        assert_eq!((exact.non_finite, exact.sqnr_db()), (0, f64::INFINITY));
+    }
 }

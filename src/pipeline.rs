@@ -335,7 +335,7 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
         int8_models.push((Variant::UniformInt8, u));
     }
     let fp16_models = if config.compare.fp16 {
-        fp16_policy_models(&config.model, &q.fused, &int8_models)?
+        fp16_policy_models(&config.model, &q.fused, &int8_models, &mut warnings)
     } else {
         Vec::new()
     };
@@ -352,6 +352,14 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
             "accuracy {k}: SQNR {:.2} dB, cosine {:.5}",
             a.overall.sqnr_db, a.overall.cosine
         ));
+        let non_finite: usize = a.outputs.iter().map(|o| o.non_finite).sum();
+        if non_finite > 0 {
+            let w = format!(
+                "accuracy {k}: {non_finite} output values are Inf or NaN where the FP32 model's are finite (overflow, e.g. activations beyond FP16's ±65504): its SQNR is meaningless"
+            );
+            ui::warn(&w);
+            warnings.push(w);
+        }
     }
 
     // Engines, verification and the report.
@@ -467,24 +475,36 @@ fn fp16_policy_key(variant: Variant) -> String {
 
 /// The float model and each Q/DQ model with their float regions in FP16 (the policy strongly
 /// typed engines run, [`crate::quantize::fp16`]), keyed by [`fp16_policy_key`], for evaluation.
+/// A model the pass cannot convert is left out with a warning: its FP16 accuracy is a comparison
+/// figure, not worth failing the run for.
 fn fp16_policy_models(
     path: &Path,
     float_model: &Model,
     int8_models: &[(Variant, &Model)],
-) -> Result<Vec<(String, Model)>, Error> {
-    std::iter::once((Variant::Fp16, float_model))
-        .chain(int8_models.iter().copied())
-        .map(|(variant, model)| {
-            let (converted, report) = fp16_policy(path, model)?;
-            let key = fp16_policy_key(variant);
-            ui::info(format!(
-                "fp16 {key}: {} nodes FP16, {} kept FP32",
-                report.fp16_nodes,
-                report.fp32_nodes.len()
-            ));
-            Ok((key, converted))
-        })
-        .collect()
+    warnings: &mut Vec<String>,
+) -> Vec<(String, Model)> {
+    let mut converted = Vec::new();
+    for (variant, model) in
+        std::iter::once((Variant::Fp16, float_model)).chain(int8_models.iter().copied())
+    {
+        let key = fp16_policy_key(variant);
+        match fp16_policy(path, model) {
+            Ok((fp16, report)) => {
+                ui::info(format!(
+                    "fp16 {key}: {} nodes FP16, {} kept FP32",
+                    report.fp16_nodes,
+                    report.fp32_nodes.len()
+                ));
+                converted.push((key, fp16));
+            }
+            Err(e) => {
+                let w = format!("compare.fp16: the accuracy of {key} was not measured: {e}");
+                ui::warn(&w);
+                warnings.push(w);
+            }
+        }
+    }
+    converted
 }
 
 /// `model` with its float regions in FP16. Inserted Q/DQ values carry no recorded type yet, so
