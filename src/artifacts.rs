@@ -1,37 +1,19 @@
 //! A run's output directory: every artifact is written to a temp file beside its destination
 //! and renamed into place, and no artifact may overwrite an input.
 //!
-//! Owns: [`OutputDir`] (creation, the list of artifacts written) and [`write_atomic`].
+//! Owns: [`OutputDir`] (creation, the list of artifacts written). [`write_atomic`] is re-exported
+//! from [`crate::onnx`], whose model saves use the same implementation.
 //! Does not own: what the artifacts contain.
 
 use crate::graph::Model;
 use crate::{Error, onnx};
 use serde::Serialize;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::BadInput(format!("{}: not a file path", path.display())))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(path, "write", e)
-    })
-}
+/// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename): the
+/// implementation [`crate::onnx`] saves models with.
+pub use crate::onnx::write_atomic;
 
 /// The output directory of one run.
 pub struct OutputDir {

@@ -3,7 +3,9 @@
 //!
 //! Owns: per-output SQNR, cosine similarity, max abs error and (for classifiers, outputs shaped
 //! [N, C]) top-1 agreement, also at the logits (the input of a final Sigmoid/Softmax, where a
-//! detector's near-zero probability map says little). Does not own: data loading or execution.
+//! detector's near-zero probability map says little). Candidates may be FP16 models (the FP16
+//! float policy): the executor computes each FP16 node in f32 and rounds its outputs to FP16.
+//! Does not own: data loading or execution.
 
 use crate::calib::data::{BatchSource, DataError};
 use crate::exec::{Backend, CpuBackend, ExecError, Observer};
@@ -41,6 +43,9 @@ pub struct OutputAccuracy {
     pub max_abs_error: f64,
     /// Share of samples whose arg-max matches (outputs shaped [N, C], C > 1).
     pub top1_agreement: Option<f64>,
+    /// Values that are Inf or NaN in the candidate but finite in the reference (e.g. FP16
+    /// overflow); when not 0, the SQNR is meaningless (JSON cannot hold its -inf).
+    pub non_finite: usize,
 }
 
 /// Accuracy of one candidate model against the reference.
@@ -59,6 +64,7 @@ struct Sums {
     dot: f64,
     cand: f64,
     max_abs: f64,
+    non_finite: usize,
     top1: Option<(usize, usize)>,
 }
 
@@ -67,6 +73,7 @@ impl Sums {
         let r = reference.to_f32_array();
         let c = candidate.to_f32_array();
         for (&a, &b) in r.iter().zip(c.iter()) {
+            self.non_finite += usize::from(a.is_finite() && !b.is_finite());
             let (a, b) = (a as f64, b as f64);
             self.signal += a * a;
             self.noise += (a - b) * (a - b);
@@ -104,6 +111,7 @@ impl Sums {
         self.dot += o.dot;
         self.cand += o.cand;
         self.max_abs = self.max_abs.max(o.max_abs);
+        self.non_finite += o.non_finite;
     }
 
     fn sqnr_db(&self) -> f64 {
@@ -126,14 +134,18 @@ impl Sums {
     }
 }
 
-/// The logits tensor of each graph output: the input of the final Sigmoid/Softmax producing it.
+/// The logits tensor of each graph output: the input of the final Sigmoid/Softmax producing it,
+/// also through the Cast an FP16 model ends with (its graph outputs keep the FP32 type).
 fn logits_of(model: &Model) -> Vec<(String, String)> {
     let g = &model.graph;
     g.outputs
         .iter()
         .filter_map(|o| {
             let name = o.name.clone()?;
-            let n = g.node(g.producer(&name)?);
+            let mut n = g.node(g.producer(&name)?);
+            if n.op_type == "Cast" {
+                n = g.node(g.producer(n.input(0)?)?);
+            }
             let logits = n.input(0)?.to_string();
             matches!(n.op_type.as_str(), "Sigmoid" | "Softmax" | "LogSoftmax")
                 .then_some((name, logits))
@@ -240,6 +252,7 @@ pub fn evaluate(
                     cosine: s.cosine(),
                     max_abs_error: s.max_abs,
                     top1_agreement: s.top1(),
+                    non_finite: s.non_finite,
                 })
                 .collect();
             let overall = Accuracy {
@@ -253,4 +266,28 @@ pub fn evaluate(
             (name.clone(), CandidateAccuracy { overall, outputs })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{ArrayD, IxDyn};
+
+    fn f32s(values: &[f32]) -> Tensor {
+        Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[values.len()]), values.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn overflowed_candidate_values_are_counted_not_taken_for_identical() {
+        let mut sums = Sums::default();
+        sums.add(
+            &f32s(&[1.0, 2.0, 3.0, f32::INFINITY]),
+            &f32s(&[1.0, f32::INFINITY, f32::NAN, f32::INFINITY]),
+        );
+        assert_eq!(sums.non_finite, 2, "the reference's own Inf is not counted");
+        assert!(!sums.sqnr_db().is_finite() && sums.sqnr_db() != f64::INFINITY);
+        let mut exact = Sums::default();
+        exact.add(&f32s(&[1.0, 2.0]), &f32s(&[1.0, 2.0]));
+        assert_eq!((exact.non_finite, exact.sqnr_db()), (0, f64::INFINITY));
+    }
 }

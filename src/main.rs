@@ -196,6 +196,18 @@ enum ExternalArg {
     Never,
 }
 
+/// Exit 1 (a check failed) saying `what` and the failed gates, when any gate failed.
+fn fail_on_gates(what: &str, gate_failures: &[String]) -> Result<(), Error> {
+    if gate_failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::CheckFailed(format!(
+            "{what}: {}",
+            gate_failures.join("; ")
+        )))
+    }
+}
+
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Inspect { model, json } => {
@@ -242,14 +254,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 summary.output_dir.display(),
                 summary.engines
             ));
-            if summary.gate_failures.is_empty() {
-                Ok(())
-            } else {
-                Err(Error::CheckFailed(format!(
-                    "gates failed: {}",
-                    summary.gate_failures.join("; ")
-                )))
-            }
+            fail_on_gates("gates failed", &summary.gate_failures)
         }
         Command::CalibAmax {
             file,
@@ -303,12 +308,13 @@ fn run(cli: Cli) -> Result<(), Error> {
             let as_graph_error = |e| Error::graph(&input, e);
             let (proto, files) = trtq::onnx::load_model_with_files(&input)?;
             let mut model = trtq::graph::Model::from_proto(proto).map_err(as_graph_error)?;
-            let normalize = trtq::graph::normalize::NormalizeOptions {
-                opset: opset.unwrap_or(model.opset().max(17)),
-                input_shapes: shapes.into_iter().collect(),
-            };
-            trtq::graph::normalize::normalize(&mut model, &normalize, &trtq::fold_evaluator)
-                .map_err(as_graph_error)?;
+            let opset = opset.unwrap_or(model.opset().max(17));
+            trtq::pipeline::normalize_model(
+                &mut model,
+                &input,
+                opset,
+                shapes.into_iter().collect(),
+            )?;
             let opts = trtq::quantize::fp16::Fp16Options {
                 keep_fp32_ops,
                 keep_fp32_nodes,
@@ -367,14 +373,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             } else {
                 print!("{}", outcome.to_text());
             }
-            if outcome.passed() {
-                Ok(())
-            } else {
-                Err(Error::CheckFailed(format!(
-                    "verification failed: {}",
-                    outcome.gate_failures.join("; ")
-                )))
-            }
+            fail_on_gates("verification failed", &outcome.gate_failures)
         }
         Command::Compare {
             baseline,

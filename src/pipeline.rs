@@ -13,6 +13,7 @@ use crate::exec::CpuBackend;
 use crate::graph::Model;
 use crate::graph::normalize::{NormalizeOptions, NormalizeReport, normalize};
 use crate::patterns::{MatchesFile, PatternMatch, tensorrt, transform};
+use crate::quantize::fp16::{Fp16Options, Fp16Report, convert_float_to_fp16};
 use crate::quantize::{
     QuantConfig, insert_qdq, set_activation_scales, tie_groups, uniform::insert_qdq_uniform,
 };
@@ -70,7 +71,8 @@ pub struct Summary {
     pub qdq_nodes: BTreeMap<String, usize>,
     /// Calibration: method, samples, passes, seconds, tensors calibrated.
     pub calibration: Option<CalibrationSummary>,
-    /// Accuracy per Q/DQ model against FP32.
+    /// Accuracy against FP32 per Q/DQ model (`pattern_int8`, `uniform_int8`) and, with
+    /// `compare.fp16`, per FP16-float-policy model (`fp16`, `pattern_int8_fp16`, `uniform_int8_fp16`).
     pub accuracy: BTreeMap<String, CandidateAccuracy>,
     /// Whether engines were built, and if not why.
     pub engines: String,
@@ -319,8 +321,12 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
             .map(|(k, v)| (k.clone(), v.iter().map(|&d| d as i64).collect()))
             .collect(),
     };
-    let normalize_report = normalize(&mut model, &norm_opts, &crate::fold_evaluator)
-        .map_err(|e| Error::graph(&config.model, e))?;
+    let normalize_report = normalize_model(
+        &mut model,
+        &config.model,
+        norm_opts.opset,
+        norm_opts.input_shapes.clone(),
+    )?;
     ui::info(format!(
         "normalize: opset {} → {}, {} → {} nodes",
         normalize_report.from_opset,
@@ -470,19 +476,30 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
 
     // Accuracy on the evaluation split (or the calibration data), at the calibration batch.
     let mut eval_data = open_eval().map_err(data_err)?;
-    let mut candidates: Vec<(&str, &Model)> = vec![(Variant::PatternInt8.key(), &pattern)];
+    let mut int8_models: Vec<(Variant, &Model)> = vec![(Variant::PatternInt8, &pattern)];
     if let Some(u) = &uniform {
-        candidates.push((Variant::UniformInt8.key(), u));
+        int8_models.push((Variant::UniformInt8, u));
     }
-    let (eval_reference, eval_candidates) = match &batched {
+    // The models evaluated run at the calibration batch (the declared ones when not re-batched).
+    let (eval_reference, eval_int8): (&Model, Vec<(Variant, &Model)>) = match &batched {
         Some(b) => {
-            let mut run: Vec<(&str, &Model)> = vec![(Variant::PatternInt8.key(), &b.pattern)];
-            run.extend(b.uniform.as_ref().map(|u| (Variant::UniformInt8.key(), u)));
+            let mut run = vec![(Variant::PatternInt8, &b.pattern)];
+            run.extend(b.uniform.as_ref().map(|u| (Variant::UniformInt8, u)));
             (&b.fused, run)
         }
-        None => (&q.fused, candidates.clone()),
+        None => (&q.fused, int8_models.clone()),
     };
-    let accuracy = evaluate(eval_reference, &eval_candidates, eval_data.as_mut())
+    let fp16_models = if config.compare.fp16 {
+        fp16_policy_models(&config.model, eval_reference, &eval_int8, &mut warnings)
+    } else {
+        Vec::new()
+    };
+    let candidates: Vec<(&str, &Model)> = eval_int8
+        .iter()
+        .map(|(v, m)| (v.key(), *m))
+        .chain(fp16_models.iter().map(|(k, m)| (k.as_str(), m)))
+        .collect();
+    let accuracy = evaluate(eval_reference, &candidates, eval_data.as_mut())
         .map_err(|e| Error::BadInput(format!("evaluation: {e}")))?;
     run.write_json("accuracy.json", &accuracy)?;
     for (k, a) in &accuracy {
@@ -490,6 +507,14 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
             "accuracy {k}: SQNR {:.2} dB, cosine {:.5}",
             a.overall.sqnr_db, a.overall.cosine
         ));
+        let non_finite: usize = a.outputs.iter().map(|o| o.non_finite).sum();
+        if non_finite > 0 {
+            let w = format!(
+                "accuracy {k}: {non_finite} output values are Inf or NaN where the FP32 model's are finite (overflow, e.g. activations beyond FP16's ±65504): its SQNR is meaningless"
+            );
+            ui::warn(&w);
+            warnings.push(w);
+        }
     }
 
     // Engines, verification and the report.
@@ -553,9 +578,9 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
                 .find(n)
                 .map(|id| model.graph.node(id).op_type.clone())
         })),
-        qdq_nodes: candidates
+        qdq_nodes: int8_models
             .iter()
-            .map(|(k, m)| (k.to_string(), qdq_node_count(m)))
+            .map(|(v, m)| (v.key().to_string(), qdq_node_count(m)))
             .collect(),
         calibration: Some(CalibrationSummary {
             method: calib.method.clone(),
@@ -578,6 +603,74 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     summary.artifacts.push("summary.json".into());
     run.write_json("summary.json", &summary)?;
     Ok(summary)
+}
+
+/// Normalizes `model` (read from `path`, named in errors) to `opset`, with concrete shapes for
+/// the graph inputs named in `input_shapes`: the first stage of `trtq build`, shared by `trtq fp16`.
+pub fn normalize_model(
+    model: &mut Model,
+    path: &Path,
+    opset: i64,
+    input_shapes: BTreeMap<String, Vec<i64>>,
+) -> Result<NormalizeReport, Error> {
+    let opts = NormalizeOptions {
+        opset,
+        input_shapes,
+    };
+    normalize(model, &opts, &crate::fold_evaluator).map_err(|e| Error::graph(path, e))
+}
+
+/// The key of a variant's FP16-float-policy model in accuracy.json: `fp16` for the FP16 variant
+/// (the float model converted), `<variant>_fp16` for a Q/DQ model converted.
+fn fp16_policy_key(variant: Variant) -> String {
+    match variant {
+        Variant::Fp16 => Variant::Fp16.key().to_string(),
+        other => format!("{}_fp16", other.key()),
+    }
+}
+
+/// The float model and each Q/DQ model with their float regions in FP16 (the policy strongly
+/// typed engines run, [`crate::quantize::fp16`]), keyed by [`fp16_policy_key`], for evaluation.
+/// A model the pass cannot convert is left out with a warning: its FP16 accuracy is a comparison
+/// figure, not worth failing the run for.
+fn fp16_policy_models(
+    path: &Path,
+    float_model: &Model,
+    int8_models: &[(Variant, &Model)],
+    warnings: &mut Vec<String>,
+) -> Vec<(String, Model)> {
+    let mut converted = Vec::new();
+    for (variant, model) in
+        std::iter::once((Variant::Fp16, float_model)).chain(int8_models.iter().copied())
+    {
+        let key = fp16_policy_key(variant);
+        match fp16_policy(path, model) {
+            Ok((fp16, report)) => {
+                ui::info(format!(
+                    "fp16 {key}: {} nodes FP16, {} kept FP32",
+                    report.fp16_nodes,
+                    report.fp32_nodes.len()
+                ));
+                converted.push((key, fp16));
+            }
+            Err(e) => {
+                let w = format!("compare.fp16: the accuracy of {key} was not measured: {e}");
+                ui::warn(&w);
+                warnings.push(w);
+            }
+        }
+    }
+    converted
+}
+
+/// `model` with its float regions in FP16. Inserted Q/DQ values carry no recorded type yet, so
+/// the model is first normalized at its own opset (which records every value's type and, Q/DQ
+/// being never folded, changes nothing else), as `trtq fp16` does.
+fn fp16_policy(path: &Path, model: &Model) -> Result<(Model, Fp16Report), Error> {
+    let mut typed = model.clone();
+    let opset = typed.opset();
+    normalize_model(&mut typed, path, opset, BTreeMap::new())?;
+    convert_float_to_fp16(&typed, &Fp16Options::default()).map_err(|e| Error::graph(path, e))
 }
 
 /// The calibration method of the config.
@@ -668,9 +761,7 @@ fn engine_stage(
                 // to FP16 identically for every variant, so only placement differs.
                 let onnx_name = format!("{}.trt.onnx", variant.key());
                 let to_build = if settings.typing == TypingPolicy::StronglyTyped {
-                    crate::quantize::fp16::convert_float_to_fp16(model, &Default::default())
-                        .map_err(|e| Error::graph(&config.model, e))?
-                        .0
+                    fp16_policy(&config.model, model)?.0
                 } else {
                     (*model).clone()
                 };
@@ -702,6 +793,11 @@ fn engine_stage(
         };
         entry.qdq_nodes = Some(qdq_node_count(model));
         entry.accuracy = accuracy.get(variant.key()).map(|a| a.overall.clone());
+        if *variant != Variant::Fp16 {
+            entry.accuracy_fp16 = accuracy
+                .get(&fp16_policy_key(*variant))
+                .map(|a| a.overall.clone());
+        }
         report.variants.retain(|v| v.variant != *variant);
         report.variants.push(entry);
     }

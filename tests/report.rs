@@ -465,6 +465,9 @@ fn cpu_only_run() -> RunReport {
         variant(Variant::UniformInt8, 96, Some(accuracy(31.5))),
         variant(Variant::PatternInt8, 42, Some(accuracy(33.25))),
     ];
+    // The FP16 model's accuracy, and the pattern model's with FP16 float regions (compare.fp16).
+    run.variants[0].accuracy = Some(accuracy(61.4));
+    run.variants[2].accuracy_fp16 = Some(accuracy(33.1));
     run
 }
 
@@ -493,6 +496,7 @@ fn cpu_only_report_marks_every_engine_column_not_built_and_keeps_the_rest() {
         [
             "pattern INT8",
             "33.25",
+            "33.10",
             "0.99910",
             "0.2310",
             "98.4%",
@@ -500,7 +504,13 @@ fn cpu_only_report_marks_every_engine_column_not_built_and_keeps_the_rest() {
             "—"
         ]
     );
-    assert_eq!(table_row(&md, "Accuracy vs FP32", "FP16")[1], "—");
+    let fp16 = table_row(&md, "Accuracy vs FP32", "FP16");
+    assert_eq!(
+        fp16[1..3],
+        ["61.40", "—"],
+        "an FP16 model has no FP16 float-regions variant"
+    );
+    assert_eq!(table_row(&md, "Accuracy vs FP32", "uniform INT8")[2], "—");
     assert!(md.contains("**Result: passed**"));
     assert!(md.contains("- calibrated on synthetic data"));
     assert!(md.contains("- pattern INT8: engine not built: no TensorRT"));

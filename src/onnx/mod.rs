@@ -7,5 +7,5 @@ pub mod proto;
 pub use io::{
     DEFAULT_EXTERNAL_THRESHOLD_BYTES, ExternalData, ExternalDataProblem, ModelFiles, OnnxError,
     PROTOBUF_LIMIT_BYTES, SaveOptions, decode_model, ensure_not_input, load_model,
-    load_model_with_files, save_model,
+    load_model_with_files, save_model, write_atomic,
 };

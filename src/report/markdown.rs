@@ -107,6 +107,9 @@ fn write_tables(md: &mut String, report: &RunReport) {
         ("SQNR (dB)", |_, v| {
             cells::or_missing(v.accuracy.as_ref(), |a| format!("{:.2}", a.sqnr_db))
         }),
+        ("SQNR, FP16 float regions (dB)", |_, v| {
+            cells::or_missing(v.accuracy_fp16.as_ref(), |a| format!("{:.2}", a.sqnr_db))
+        }),
         ("cosine", |_, v| {
             cells::or_missing(v.accuracy.as_ref(), |a| format!("{:.5}", a.cosine))
         }),

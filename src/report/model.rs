@@ -211,8 +211,14 @@ pub struct VariantReport {
     /// QuantizeLinear + DequantizeLinear nodes in the variant's ONNX model (0 for FP16); `None`
     /// when the model was not available to count.
     pub qdq_nodes: Option<usize>,
-    /// Accuracy against FP32, when measured.
+    /// Accuracy of the variant's ONNX model against FP32, when measured (for [`Variant::Fp16`]:
+    /// the FP32 model with its float regions converted to FP16).
     pub accuracy: Option<Accuracy>,
+    /// Accuracy of the variant's Q/DQ model with its float regions in FP16 (the float policy a
+    /// strongly typed engine runs, `compare.fp16`), when measured; `None` for [`Variant::Fp16`],
+    /// whose `accuracy` is already that of an FP16 model. Absent in reports of older trtq.
+    #[serde(default)]
+    pub accuracy_fp16: Option<Accuracy>,
     /// The engine, or why there is none.
     pub engine: EngineStatus,
 }
@@ -224,6 +230,7 @@ impl VariantReport {
             variant,
             qdq_nodes: None,
             accuracy: None,
+            accuracy_fp16: None,
             engine: EngineStatus::NotBuilt {
                 reason: reason.into(),
             },
@@ -236,6 +243,7 @@ impl VariantReport {
             variant,
             qdq_nodes: None,
             accuracy: None,
+            accuracy_fp16: None,
             engine: EngineStatus::Built(Box::new(engine)),
         }
     }

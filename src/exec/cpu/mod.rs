@@ -10,6 +10,7 @@ mod backend;
 mod conv;
 mod elementwise;
 mod gemm;
+mod half_precision;
 mod index;
 mod layout;
 mod norm;
@@ -475,8 +476,17 @@ pub(crate) fn array<T>(shape: &[usize], data: Vec<T>) -> OpResult<ArrayD<T>> {
 
 /// Evaluates one node on its inputs (positional; `None` is an omitted optional input) and
 /// returns its outputs in order (one per declared output; omitted outputs may be skipped at the
-/// end). Semantics of ONNX opsets 13–18.
+/// end). Semantics of ONNX opsets 13–18. A node reading FLOAT16 computes in f32 and rounds its
+/// float outputs to FLOAT16 (see `half_precision`).
 pub fn eval_node(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, ExecError> {
+    if half_precision::reads_f16(inputs) {
+        return half_precision::eval_widened(node, inputs, eval_f32_node);
+    }
+    eval_f32_node(node, inputs)
+}
+
+/// [`eval_node`] for nodes whose float inputs are f32 (or f64).
+fn eval_f32_node(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, ExecError> {
     if !node.is_onnx() {
         return Err(ExecError::UnsupportedOp {
             node: node.name.clone(),

@@ -16,5 +16,5 @@ pub use error::{ExternalDataProblem, OnnxError};
 pub use load::{ModelFiles, decode_model, load_model, load_model_with_files};
 pub use save::{
     DEFAULT_EXTERNAL_THRESHOLD_BYTES, ExternalData, PROTOBUF_LIMIT_BYTES, SaveOptions,
-    ensure_not_input, save_model,
+    ensure_not_input, save_model, write_atomic,
 };

@@ -1,8 +1,9 @@
 //! Saving ONNX models, with external data when the protobuf limit requires or the caller asks.
 //!
-//! Owns: [`save_model`], [`SaveOptions`], [`ExternalData`], [`ensure_not_input`]. Every file is
-//! written to a temp file in the destination folder, synced, then renamed over the destination, so
-//! a failed save leaves the previous file intact and never truncates a file another process has
+//! Owns: [`save_model`], [`SaveOptions`], [`ExternalData`], [`ensure_not_input`], and
+//! [`write_atomic`], the one atomic file write of the crate (run artifacts use it too). Every file
+//! is written to a temp file in the destination folder, synced, then renamed over the destination,
+//! so a failed save leaves the previous file intact and never truncates a file another process has
 //! mapped. External data goes into one file, `<model file name>.data` beside the model (e.g.
 //! `model.onnx.data`), written before the model that refers to it. As onnx's own
 //! `convert_model_to_external_data` does, only initializers (of every graph, subgraphs included)
@@ -132,6 +133,14 @@ pub fn save_model(model: &ModelProto, path: &Path, opts: &SaveOptions) -> Result
         data_file.persist()?;
     }
     model_file.persist()
+}
+
+/// Writes `bytes` to `path` atomically: a temp file in the same folder, synced, then renamed over
+/// `path`. On failure the temp file is removed and `path` is left as it was.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OnnxError> {
+    let mut file = TempFile::create(path)?;
+    file.write_all(bytes)?;
+    file.persist()
 }
 
 /// Refuses when `output` is (after symbolic and hard links) the same file as one of `inputs`.
