@@ -124,8 +124,20 @@ impl Observer for AbsMax {
     }
 }
 
+/// Wants every conv output and ignores it: the executor then fuses no conv epilogue, so
+/// `model/<name>_unfused` against `model/<name>` measures what the fusion buys.
+struct WantsConvOutputs(BTreeSet<String>);
+
+impl Observer for WantsConvOutputs {
+    fn wants(&self, value: &str) -> bool {
+        self.0.contains(value)
+    }
+    fn observe(&mut self, _value: &str, _tensor: &Tensor) {}
+}
+
 /// Whole models through `CpuBackend`, prepared as `trtq build` prepares them: `model/` is plain
-/// inference at batch 1 (compare with onnxruntime), `calib_pass/` one calibration forward pass
+/// inference at batch 1 (compare with onnxruntime; `_unfused`: without conv epilogue fusion),
+/// `calib_pass/` one calibration forward pass
 /// at batch 8 with every Q/DQ tensor observed (`trtq build` runs 64 samples as 8 of these).
 fn models(c: &mut Criterion) {
     let test_data = std::env::var_os("TRTQ_ONNX_TEST_DATA").map(PathBuf::from);
@@ -205,6 +217,22 @@ fn models(c: &mut Criterion) {
                 black_box(out.expect("model runs"))
             })
         });
+        if !calibrating {
+            let g = &model.graph;
+            let mut unfused = WantsConvOutputs(
+                g.node_ids()
+                    .map(|id| g.node(id))
+                    .filter(|n| n.op_type == "Conv")
+                    .flat_map(|n| n.outputs.iter().cloned())
+                    .collect(),
+            );
+            group.bench_function(format!("{name}_unfused"), |bench| {
+                bench.iter(|| {
+                    let feed = HashMap::from([(input.to_string(), x.clone())]);
+                    black_box(backend.run(feed, &mut unfused).expect("model runs"))
+                })
+            });
+        }
         group.finish();
     }
 }
