@@ -2,20 +2,23 @@
 //! depthwise layer) through `eval_node`, and whole-model runs through `CpuBackend`.
 //!
 //! Models: light_resnet50 (real ResNet-50 structure, constant weights) from
-//! `$TRTQ_ONNX_TEST_DATA/light/`, and PP-OCRv4 det at 640x640 from `$TRTQ_PPOCR_DET` (path to
-//! ch_PP-OCRv4_det_infer.onnx). A missing model is skipped with a message.
+//! `$TRTQ_ONNX_TEST_DATA/light/`, torchvision's ResNet-50 from
+//! `$TRTQ_MODELS/torchvision/resnet50_torchscript.onnx`, and PP-OCRv4 det at 640x640 from
+//! `$TRTQ_PPOCR_DET` (else `$TRTQ_MODELS/rapidocr/ch_PP-OCRv4_det_infer.onnx`). A missing model
+//! is skipped with a message.
 //! Run: `cargo bench --bench exec` (see bench-results/exec.md for the onnxruntime comparison).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use prost::Message;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use trtq::exec::cpu::eval_node;
-use trtq::exec::{Backend, CpuBackend, NoObserver};
+use trtq::exec::{Backend, CpuBackend, NoObserver, Observer};
+use trtq::graph::normalize::{NormalizeOptions, normalize};
 use trtq::graph::{Model, Node, Tensor, attr};
-use trtq::onnx::proto::ModelProto;
+use trtq::patterns::{tensorrt, transform};
+use trtq::quantize::{QuantConfig, insert_qdq};
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -76,75 +79,162 @@ fn conv_layers(c: &mut Criterion) {
     group.finish();
 }
 
-fn load(path: &PathBuf) -> Option<Model> {
-    let bytes = std::fs::read(path).ok()?;
-    Model::from_proto(ModelProto::decode(bytes.as_slice()).ok()?).ok()
+/// A model as `trtq build` calibrates it: loaded, normalized for `shape` (BatchNormalization
+/// folded, constants folded), pattern-transformed; plus the tensors calibration observes (the
+/// inputs of the QuantizeLinear nodes the pattern placement inserts).
+fn as_calibrated(path: &Path, input: &str, shape: &[usize]) -> Option<(Model, Vec<String>)> {
+    let mut model = trtq::load(path).ok()?;
+    let opts = NormalizeOptions {
+        opset: 17,
+        input_shapes: BTreeMap::from([(
+            input.to_string(),
+            shape.iter().map(|&d| d as i64).collect(),
+        )]),
+    };
+    normalize(&mut model, &opts, &trtq::fold_evaluator).ok()?;
+    let fused = transform(&model, &tensorrt::library()).ok()?;
+    let qdq = insert_qdq(&fused.model, &fused.matches, &QuantConfig::default()).ok()?;
+    let g = &qdq.graph;
+    let observed: BTreeSet<String> = g
+        .node_ids()
+        .map(|id| g.node(id))
+        .filter(|n| n.op_type == "QuantizeLinear")
+        .filter_map(|n| n.input(0))
+        .filter(|v| g.initializer(v).is_none())
+        .map(str::to_string)
+        .collect();
+    Some((fused.model, observed.into_iter().collect()))
 }
 
-/// Folds nodes whose inputs are all initializers (as normalization will), so the timed runs
-/// measure the network, not the re-creation of constant weights.
-fn fold_constants(model: &mut Model) {
-    let graph = &mut model.graph;
-    for id in graph.topo_order().expect("acyclic") {
-        let node = graph.node(id).clone();
-        let inputs: Option<Vec<Tensor>> = node
-            .inputs
-            .iter()
-            .filter(|i| !i.is_empty())
-            .map(|i| {
-                graph
-                    .initializer(i)
-                    .and_then(|t| Tensor::from_proto(t).ok())
-            })
-            .collect();
-        let Some(inputs) = inputs else { continue };
-        if node.inputs.iter().any(|i| i.is_empty()) {
-            continue;
-        }
-        let args: Vec<Option<&Tensor>> = inputs.iter().map(Some).collect();
-        let Ok(outputs) = eval_node(&node, &args) else {
-            continue;
-        };
-        graph.remove_node(id);
-        for (name, t) in node.outputs.iter().zip(outputs) {
-            graph.set_initializer(t.to_proto(name), name);
+/// Stands in for the calibration collectors: the abs-max of every observed tensor.
+struct AbsMax(HashMap<String, f32>);
+
+impl Observer for AbsMax {
+    fn wants(&self, value: &str) -> bool {
+        self.0.contains_key(value)
+    }
+    fn observe(&mut self, value: &str, tensor: &Tensor) {
+        if let (Some(m), Some(a)) = (self.0.get_mut(value), tensor.as_f32()) {
+            let fold = |m: f32, v: &f32| m.max(v.abs());
+            *m = match a.as_slice() {
+                Some(values) => values.iter().fold(*m, fold),
+                None => a.iter().fold(*m, fold),
+            };
         }
     }
 }
 
+/// Wants every conv output and ignores it: the executor then fuses no conv epilogue, so
+/// `model/<name>_unfused` against `model/<name>` measures what the fusion buys.
+struct WantsConvOutputs(BTreeSet<String>);
+
+impl Observer for WantsConvOutputs {
+    fn wants(&self, value: &str) -> bool {
+        self.0.contains(value)
+    }
+    fn observe(&mut self, _value: &str, _tensor: &Tensor) {}
+}
+
+/// Whole models through `CpuBackend`, prepared as `trtq build` prepares them: `model/` is plain
+/// inference at batch 1 (compare with onnxruntime; `_unfused`: without conv epilogue fusion),
+/// `calib_pass/` one calibration forward pass
+/// at batch 8 with every Q/DQ tensor observed (`trtq build` runs 64 samples as 8 of these).
 fn models(c: &mut Criterion) {
-    let mut group = c.benchmark_group("model");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(10));
-    let light = std::env::var_os("TRTQ_ONNX_TEST_DATA")
-        .map(|d| PathBuf::from(d).join("light/light_resnet50.onnx"));
-    let det = std::env::var_os("TRTQ_PPOCR_DET").map(PathBuf::from);
+    let test_data = std::env::var_os("TRTQ_ONNX_TEST_DATA").map(PathBuf::from);
+    let models = std::env::var_os("TRTQ_MODELS").map(PathBuf::from);
+    let light = test_data.map(|d| d.join("light/light_resnet50.onnx"));
+    let resnet50 = models
+        .as_ref()
+        .map(|d| d.join("torchvision/resnet50_torchscript.onnx"));
+    let det = std::env::var_os("TRTQ_PPOCR_DET")
+        .map(PathBuf::from)
+        .or_else(|| models.map(|d| d.join("rapidocr/ch_PP-OCRv4_det_infer.onnx")));
+    // (group, name, model, input, shape)
     let cases = [
         (
+            "model",
             "light_resnet50_1x3x224x224",
-            light,
+            &light,
             "gpu_0/data_0",
             [1usize, 3, 224, 224],
         ),
-        ("ppocrv4_det_1x3x640x640", det, "x", [1, 3, 640, 640]),
+        (
+            "model",
+            "resnet50_1x3x224x224",
+            &resnet50,
+            "input",
+            [1, 3, 224, 224],
+        ),
+        (
+            "model",
+            "ppocrv4_det_1x3x640x640",
+            &det,
+            "x",
+            [1, 3, 640, 640],
+        ),
+        (
+            "calib_pass",
+            "resnet50_8x3x224x224",
+            &resnet50,
+            "input",
+            [8, 3, 224, 224],
+        ),
+        (
+            "calib_pass",
+            "ppocrv4_det_8x3x640x640",
+            &det,
+            "x",
+            [8, 3, 640, 640],
+        ),
     ];
-    for (name, path, input, shape) in cases {
-        let Some(mut model) = path.as_ref().and_then(load) else {
-            println!("SKIPPED {name}: model not found (set TRTQ_ONNX_TEST_DATA / TRTQ_PPOCR_DET)");
+    for (group_name, name, path, input, shape) in cases {
+        let Some((model, observed)) = path
+            .as_deref()
+            .and_then(|p| as_calibrated(p, input, &shape))
+        else {
+            println!(
+                "SKIPPED {group_name}/{name}: model not found or not preparable \
+                 (set TRTQ_ONNX_TEST_DATA, TRTQ_MODELS or TRTQ_PPOCR_DET)"
+            );
             continue;
         };
-        fold_constants(&mut model);
         let mut backend = CpuBackend::with_model(&model).expect("model prepares");
         let x = tensor(&shape, 7);
+        let mut group = c.benchmark_group(group_name);
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(10));
+        let calibrating = group_name == "calib_pass";
         group.bench_function(name, |bench| {
             bench.iter(|| {
                 let feed = HashMap::from([(input.to_string(), x.clone())]);
-                black_box(backend.run(feed, &mut NoObserver).expect("model runs"))
+                let out = if calibrating {
+                    let mut observer = AbsMax(observed.iter().map(|v| (v.clone(), 0.0)).collect());
+                    backend.run(feed, &mut observer)
+                } else {
+                    backend.run(feed, &mut NoObserver)
+                };
+                black_box(out.expect("model runs"))
             })
         });
+        if !calibrating {
+            let g = &model.graph;
+            let mut unfused = WantsConvOutputs(
+                g.node_ids()
+                    .map(|id| g.node(id))
+                    .filter(|n| n.op_type == "Conv")
+                    .flat_map(|n| n.outputs.iter().cloned())
+                    .collect(),
+            );
+            group.bench_function(format!("{name}_unfused"), |bench| {
+                bench.iter(|| {
+                    let feed = HashMap::from([(input.to_string(), x.clone())]);
+                    black_box(backend.run(feed, &mut unfused).expect("model runs"))
+                })
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, conv_layers, models);

@@ -1,13 +1,17 @@
 //! [`CpuBackend`]: runs a [`Plan`] with the CPU kernels, freeing each intermediate after its
 //! last consumer and reporting the peak of live bytes.
 //!
-//! Owns: decoded initializers, the live-value table of a run, input checks against the graph's
-//! declared types.
+//! Owns: decoded initializers, the live-value table of a run (an elementwise node whose input
+//! dies at it reuses that input's buffer; a conv runs with its fusible epilogue chain, see
+//! `fusion`; dead large intermediates are recycled into conv outputs, see `buffers`), input checks
+//! against the graph's declared types.
 //! Does not own: the kernels (see [`super::eval_node`]) or the schedule (see [`Plan`]).
 
-use super::eval_node;
+use super::buffers::SpareBuffers;
+use super::fusion::{self, ConvChain, conv_chains};
+use super::{can_overwrite, eval_conv_fused, eval_node, eval_node_in_place};
 use crate::exec::{Backend, ExecError, Observer, Plan};
-use crate::graph::{Model, Tensor};
+use crate::graph::{Model, Node, Tensor};
 use crate::onnx::proto::tensor_shape_proto::dimension;
 use crate::onnx::proto::type_proto;
 use std::collections::HashMap;
@@ -23,6 +27,10 @@ struct InputDecl {
 #[derive(Debug, Default)]
 pub struct CpuBackend {
     plan: Option<Plan>,
+    /// Conv steps whose epilogue chain may be fused (see `fusion`), by step.
+    chains: HashMap<usize, ConvChain>,
+    /// Storage of dead intermediates, reused for conv outputs (kept across runs, bounded).
+    spare: SpareBuffers,
     constants: HashMap<String, Tensor>,
     declared: HashMap<String, InputDecl>,
     peak_live_bytes: usize,
@@ -91,6 +99,51 @@ impl CpuBackend {
     }
 }
 
+/// The input slot of `node` whose buffer its output may take: an input of an op with an
+/// in-place form that dies at this step (`frees`, sorted), is read only once by the node and is
+/// held in `live` (not a constant or a caller's override).
+fn dying_input(node: &Node, frees: &[String], live: &HashMap<String, Tensor>) -> Option<usize> {
+    if node.outputs.len() != 1 {
+        return None;
+    }
+    node.inputs.iter().enumerate().position(|(slot, v)| {
+        !v.is_empty()
+            && can_overwrite(node, slot)
+            && frees.binary_search(v).is_ok()
+            && node.inputs.iter().filter(|i| *i == v).count() == 1
+            && live.contains_key(v)
+    })
+}
+
+/// The node's inputs by position (`None` for omitted ones and for `skip`), looked up in the
+/// live values, then the caller's overrides, then the initializers.
+fn gather<'a>(
+    node: &Node,
+    live: &'a HashMap<String, Tensor>,
+    overrides: &'a HashMap<String, Tensor>,
+    constants: &'a HashMap<String, Tensor>,
+    skip: Option<usize>,
+) -> Result<Vec<Option<&'a Tensor>>, ExecError> {
+    node.inputs
+        .iter()
+        .enumerate()
+        .map(|(slot, v)| {
+            if v.is_empty() || skip == Some(slot) {
+                return Ok(None);
+            }
+            live.get(v)
+                .or_else(|| overrides.get(v))
+                .or_else(|| constants.get(v))
+                .map(Some)
+                .ok_or_else(|| ExecError::InvalidNode {
+                    node: node.name.clone(),
+                    op: node.op_type.clone(),
+                    message: format!("input '{v}' has no value (freed or never computed)"),
+                })
+        })
+        .collect()
+}
+
 fn declaration(v: &crate::onnx::proto::ValueInfoProto) -> InputDecl {
     match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(type_proto::Value::TensorType(tt)) => InputDecl {
@@ -128,6 +181,8 @@ impl Backend for CpuBackend {
             .filter_map(|v| Some((v.name.clone()?, declaration(v))))
             .collect();
         self.constants = constants;
+        self.chains = conv_chains(&plan);
+        self.spare = SpareBuffers::default();
         self.plan = Some(plan);
         Ok(())
     }
@@ -164,47 +219,72 @@ impl Backend for CpuBackend {
             overrides.insert(name, t);
         }
         let mut peak = live_bytes;
-        for step in &plan.steps {
+        // Steps already computed by a fused conv earlier in this run.
+        let mut absorbed = vec![false; plan.steps.len()];
+        for (index, step) in plan.steps.iter().enumerate() {
             let node = &step.node;
-            let outputs = {
-                let args = node
-                    .inputs
-                    .iter()
-                    .map(|v| {
-                        if v.is_empty() {
-                            return Ok(None);
-                        }
-                        live.get(v)
-                            .or_else(|| overrides.get(v))
-                            .or_else(|| self.constants.get(v))
-                            .map(Some)
-                            .ok_or_else(|| ExecError::InvalidNode {
-                                node: node.name.clone(),
-                                op: node.op_type.clone(),
-                                message: format!(
-                                    "input '{v}' has no value (freed or never computed)"
-                                ),
-                            })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                eval_node(node, &args)?
-            };
-            for (name, t) in node.outputs.iter().zip(outputs) {
-                if name.is_empty() {
-                    continue;
+            let produced: Vec<(&str, Tensor)> = if absorbed[index] {
+                Vec::new()
+            } else if let Some(fused) =
+                fusion::resolve(plan, index, self.chains.get(&index), &*observer, |v| {
+                    live.get(v)
+                        .or_else(|| overrides.get(v))
+                        .or_else(|| self.constants.get(v))
+                })
+                && let Some(t) = eval_conv_fused(
+                    node,
+                    &gather(node, &live, &overrides, &self.constants, None)?,
+                    &fused,
+                    &mut self.spare,
+                )?
+            {
+                for &s in &fused.absorbed {
+                    absorbed[s] = true;
                 }
+                vec![(fused.output, t)]
+            } else {
+                let mut outputs = None;
+                // An elementwise node whose input dies here writes into that input's buffer.
+                if let Some(slot) = dying_input(node, &step.frees, &live)
+                    && let Some(mut target) = live.remove(&node.inputs[slot])
+                {
+                    let args = gather(node, &live, &overrides, &self.constants, Some(slot))?;
+                    if eval_node_in_place(node, &args, &mut target, slot)? {
+                        live_bytes -= bytes(&target);
+                        outputs = Some(vec![target]);
+                    } else {
+                        live.insert(node.inputs[slot].clone(), target);
+                    }
+                }
+                let outputs = match outputs {
+                    Some(outputs) => outputs,
+                    None => eval_node(
+                        node,
+                        &gather(node, &live, &overrides, &self.constants, None)?,
+                    )?,
+                };
+                node.outputs
+                    .iter()
+                    .map(String::as_str)
+                    .zip(outputs)
+                    .filter(|(name, _)| !name.is_empty())
+                    .collect()
+            };
+            for (name, t) in produced {
                 if observer.wants(name) {
                     observer.observe(name, &t);
                 }
                 live_bytes += bytes(&t);
-                if let Some(old) = live.insert(name.clone(), t) {
+                if let Some(old) = live.insert(name.to_string(), t) {
                     live_bytes -= bytes(&old);
+                    self.spare.keep(old);
                 }
             }
             peak = peak.max(live_bytes);
             for v in &step.frees {
                 if let Some(t) = live.remove(v) {
                     live_bytes -= bytes(&t);
+                    self.spare.keep(t);
                 }
             }
         }

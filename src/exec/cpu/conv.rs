@@ -2,10 +2,13 @@
 //! depthwise convs) and `ConvTranspose` (GEMM + col2im), 1-D to 3-D, with groups, dilations,
 //! strides and `auto_pad`.
 //!
-//! Owns: im2col/col2im and the depthwise kernel. Work is spread over both cores: GEMM through
+//! Owns: im2col/col2im, the depthwise kernel and conv epilogues ([`Epilogue`]: bias, a residual
+//! and an activation applied in the output loop). Work is spread over both cores: GEMM through
 //! rayon inside the `gemm` crate, im2col rows, depthwise planes and col2im channels with rayon.
 //! Does not own: window geometry (see `window`) or the GEMM itself (see `gemm`).
 
+use super::buffers::SpareBuffers;
+use super::elementwise::Activation;
 use super::gemm::{Mat, matmul_into};
 use super::window::Window;
 use super::{Ctx, OpResult, array, contiguous, invalid, typed};
@@ -149,8 +152,51 @@ fn kernel_offsets(win: &Window) -> Vec<[usize; 3]> {
         .collect()
 }
 
+/// Fills each output plane of `out` (planes `first_plane..` of the whole output, `plane_len`
+/// values each) with its starting value: bias plus residual, either of which may be absent.
+/// Returns true when anything was written (the product must then accumulate onto it).
+fn prefill(
+    out: &mut [f32],
+    plane_len: usize,
+    first_plane: usize,
+    args: &ConvArgs,
+    residual: Option<&[f32]>,
+) -> bool {
+    let bias_of = |plane: usize| {
+        args.bias
+            .as_ref()
+            .map_or(0.0, |b| b[plane % args.out_channels])
+    };
+    match residual {
+        Some(r) => {
+            let r = &r[first_plane * plane_len..][..out.len()];
+            for (p, (dst, src)) in out
+                .chunks_mut(plane_len)
+                .zip(r.chunks(plane_len))
+                .enumerate()
+            {
+                let b = bias_of(first_plane + p);
+                dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + b);
+            }
+            true
+        }
+        None if args.bias.is_some() => {
+            for (p, dst) in out.chunks_mut(plane_len).enumerate() {
+                dst.fill(bias_of(first_plane + p));
+            }
+            true
+        }
+        None => false,
+    }
+}
+
 /// Depthwise conv (one input channel per group): each output plane computed directly.
-fn depthwise(args: &ConvArgs, win: &Window, out: &mut [f32]) {
+fn depthwise(
+    args: &ConvArgs,
+    win: &Window,
+    (residual, activation): (Option<&[f32]>, Option<Activation>),
+    out: &mut [f32],
+) {
     let (is, os, ks) = (win.input_size(), win.output_size(), win.kernel_size());
     let per_group = args.out_channels / args.group;
     let offsets = kernel_offsets(win);
@@ -163,7 +209,9 @@ fn depthwise(args: &ConvArgs, win: &Window, out: &mut [f32]) {
             let c = m / per_group;
             let src = &args.x[(n * args.in_channels + c) * is..][..is];
             let weights = &args.w[m * ks..][..ks];
-            dst.fill(args.bias.as_ref().map_or(0.0, |b| b[m]));
+            if !prefill(dst, os, plane_idx, args, residual) {
+                dst.fill(0.0);
+            }
             for (&wv, k) in weights.iter().zip(&offsets) {
                 let cols = win.valid_outputs(2, k[2]);
                 if cols.is_empty() {
@@ -193,18 +241,47 @@ fn depthwise(args: &ConvArgs, win: &Window, out: &mut [f32]) {
                     }
                 }
             }
+            if let Some(act) = activation {
+                act.apply_all(dst);
+            }
         });
 }
 
-fn conv(ctx: &Ctx) -> OpResult<Tensor> {
+/// What the backend fuses into a convolution's output loop when the intermediates are not
+/// needed elsewhere: `Conv → [Add(residual)] → [activation]`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Epilogue<'a> {
+    /// A tensor of the conv output's shape added to it (a residual `Add`).
+    pub residual: Option<&'a Tensor>,
+    /// The activation applied last.
+    pub activation: Option<Activation>,
+}
+
+/// `Conv` with `epilogue` fused into its output loop, writing into a buffer from `spare`;
+/// `Ok(None)` when the residual does not have the conv output's shape (the caller then runs the
+/// nodes one by one).
+pub(crate) fn conv_with(
+    ctx: &Ctx,
+    epilogue: &Epilogue,
+    spare: &mut SpareBuffers,
+) -> OpResult<Option<Tensor>> {
     let (args, spatial, kernel) = conv_args(ctx, false)?;
     let win = Window::new(ctx, &spatial, &kernel, false)?;
     let (is, os, ks) = (win.input_size(), win.output_size(), win.kernel_size());
-    let mut out = vec![0.0f32; args.batch * args.out_channels * os];
+    let mut shape = vec![args.batch, args.out_channels];
+    shape.extend_from_slice(win.output_dims());
+    let residual = match epilogue.residual {
+        Some(Tensor::F32(r)) if r.shape() == shape.as_slice() => Some(contiguous(r)),
+        Some(_) => return Ok(None),
+        None => None,
+    };
+    let residual = residual.as_deref();
+    let activation = epilogue.activation;
+    let mut out = spare.take(args.batch * args.out_channels * os);
     let cg = args.in_channels / args.group;
     let mg = args.out_channels / args.group;
     if cg == 1 && args.group > 1 {
-        depthwise(&args, &win, &mut out);
+        depthwise(&args, &win, (residual, activation), &mut out);
     } else {
         let pointwise = ks == 1
             && win.strides == [1, 1, 1]
@@ -232,12 +309,9 @@ fn conv(ctx: &Ctx) -> OpResult<Tensor> {
         for n in 0..args.batch {
             for g in 0..args.group {
                 let x_block = &args.x[(n * args.in_channels + g * cg) * is..][..cg * is];
-                let dst = &mut out[(n * args.out_channels + g * mg) * os..][..mg * os];
-                if let Some(b) = &args.bias {
-                    for (m, plane) in dst.chunks_mut(os).enumerate() {
-                        plane.fill(b[g * mg + m]);
-                    }
-                }
+                let first_plane = n * args.out_channels + g * mg;
+                let dst = &mut out[first_plane * os..][..mg * os];
+                let accumulate = prefill(dst, os, first_plane, &args, residual);
                 let weights = Mat::rows(&args.w[g * mg * rows..][..mg * rows], rows);
                 for r0 in (0..out_rows).step_by(tile_rows.max(1)) {
                     let r1 = (r0 + tile_rows).min(out_rows);
@@ -259,16 +333,25 @@ fn conv(ctx: &Ctx) -> OpResult<Tensor> {
                         weights,
                         rhs,
                         (&mut dst[r0 * width..], os),
-                        args.bias.is_some(),
+                        accumulate,
                         1.0,
                     )?;
+                    if let Some(act) = activation {
+                        // The tile's rows of every output plane, while still in cache.
+                        let tile = r0 * width..r1 * width;
+                        dst.par_chunks_mut(os)
+                            .for_each(|plane| act.apply_all(&mut plane[tile.clone()]));
+                    }
                 }
             }
         }
     }
-    let mut shape = vec![args.batch, args.out_channels];
-    shape.extend_from_slice(win.output_dims());
-    Ok(Tensor::F32(array(&shape, out)?))
+    Ok(Some(Tensor::F32(array(&shape, out)?)))
+}
+
+fn conv(ctx: &Ctx) -> OpResult<Tensor> {
+    conv_with(ctx, &Epilogue::default(), &mut SpareBuffers::default())?
+        .ok_or_else(|| invalid("internal: a conv without residual refused its output"))
 }
 
 /// The geometry of a ConvTranspose as the adjoint conv: `input` is Y's spatial size and

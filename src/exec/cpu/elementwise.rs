@@ -8,6 +8,7 @@
 use super::{Ctx, Elem, Num, OpResult, invalid, typed, unsupported, with_elem, with_num};
 use crate::graph::{Attributes, Tensor};
 use ndarray::{ArrayD, IxDyn, Zip};
+use rayon::prelude::*;
 use std::cmp::Ordering::{Equal, Greater, Less};
 
 /// Element count above which elementwise kernels run in parallel.
@@ -193,27 +194,141 @@ fn variadic(ctx: &Ctx, op: Arith, mean: bool) -> OpResult<Tensor> {
     Ok(acc)
 }
 
+/// The bounds of a `Clip` node (inputs 1 and 2 in opset 11+, attributes before), defaulting to
+/// the type's range.
+fn clip_bounds<T: Num>(ctx: &Ctx) -> OpResult<(T, T)> {
+    let bound = |i: usize, attr: &str, default: T| -> OpResult<T> {
+        match ctx.opt(i) {
+            Some(t) => typed::<T>(t, "clip bound")?
+                .iter()
+                .next()
+                .copied()
+                .ok_or_else(|| invalid("clip bound is empty")),
+            None => Ok(ctx
+                .node
+                .attr_f(attr)
+                .map(|v| T::from_f64(v as f64))
+                .unwrap_or(default)),
+        }
+    };
+    Ok((bound(1, "min", T::LOWEST)?, bound(2, "max", T::HIGHEST)?))
+}
+
+/// `v` clamped to [lo, hi]; NaN passes through.
+fn clamp<T: PartialOrd>(v: T, lo: T, hi: T) -> T {
+    let v = if v < lo { lo } else { v };
+    if v > hi { hi } else { v }
+}
+
 fn clip(ctx: &Ctx) -> OpResult<Tensor> {
     let x = ctx.input(0)?;
     with_num!(x, T => {
         let a = typed::<T>(x, "input")?;
-        let bound = |i: usize, attr: &str, default: T| -> OpResult<T> {
-            match ctx.opt(i) {
-                Some(t) => typed::<T>(t, "clip bound")?
-                    .iter()
-                    .next()
-                    .copied()
-                    .ok_or_else(|| invalid("clip bound is empty")),
-                None => Ok(ctx.node.attr_f(attr).map(|v| T::from_f64(v as f64)).unwrap_or(default)),
-            }
-        };
-        let lo = bound(1, "min", T::LOWEST)?;
-        let hi = bound(2, "max", T::HIGHEST)?;
-        Ok(T::wrap(map1(a, |v| {
-            let v = if v < lo { lo } else { v };
-            if v > hi { hi } else { v }
-        })))
+        let (lo, hi) = clip_bounds::<T>(ctx)?;
+        Ok(T::wrap(map1(a, |v| clamp(v, lo, hi))))
     })
+}
+
+/// The ops [`Activation::of`] knows.
+pub(crate) const ACTIVATION_OPS: &[&str] = &[
+    "Relu",
+    "Clip",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "LeakyRelu",
+];
+
+/// A pointwise float activation: one definition shared by the out-of-place kernels, the in-place
+/// path (see `inplace`) and convolution epilogues (see `conv`), so all three compute the same
+/// values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Activation {
+    /// max(x, 0).
+    Relu,
+    /// x clamped to [min, max].
+    Clip(f32, f32),
+    /// 1 / (1 + e^-x).
+    Sigmoid,
+    /// clamp(alpha x + beta, 0, 1).
+    HardSigmoid { alpha: f64, beta: f64 },
+    /// x · clamp(x / 6 + 1/2, 0, 1).
+    HardSwish,
+    /// x, or alpha x below zero.
+    LeakyRelu(f64),
+}
+
+impl Activation {
+    /// The activation `op` computes on float32 input (`Ok(None)`: not an activation).
+    pub(crate) fn of(op: &str, ctx: &Ctx) -> OpResult<Option<Activation>> {
+        let attr = |name: &str, default: f32| ctx.node.attr_f_or(name, default) as f64;
+        Ok(Some(match op {
+            "Relu" => Activation::Relu,
+            "Clip" => {
+                let (lo, hi) = clip_bounds::<f32>(ctx)?;
+                Activation::Clip(lo, hi)
+            }
+            "Sigmoid" => Activation::Sigmoid,
+            "HardSigmoid" => Activation::HardSigmoid {
+                alpha: attr("alpha", 0.2),
+                beta: attr("beta", 0.5),
+            },
+            "HardSwish" => Activation::HardSwish,
+            "LeakyRelu" => Activation::LeakyRelu(attr("alpha", 0.01)),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The activation in f64 (the precision every float type computes in).
+    fn apply_f64(self, x: f64) -> f64 {
+        match self {
+            Activation::Relu => x.max(0.0),
+            Activation::Clip(lo, hi) => clamp(x, lo as f64, hi as f64),
+            Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Activation::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            Activation::LeakyRelu(alpha) => {
+                if x < 0.0 {
+                    alpha * x
+                } else {
+                    x
+                }
+            }
+        }
+    }
+
+    /// The activation of one float32 value (exact ops stay in f32, the others go through f64).
+    #[inline]
+    pub(crate) fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::Relu => x.max(0.0),
+            Activation::Clip(lo, hi) => clamp(x, lo, hi),
+            _ => self.apply_f64(x as f64) as f32,
+        }
+    }
+
+    /// Applies the activation to every value of `data` in place (in parallel chunks when large).
+    pub(crate) fn apply_all(self, data: &mut [f32]) {
+        if data.len() > PAR_MIN {
+            data.par_chunks_mut(PAR_MIN)
+                .for_each(|chunk| self.apply_serial(chunk));
+        } else {
+            self.apply_serial(data);
+        }
+    }
+
+    /// Applies the activation to every value of `data` on this thread.
+    fn apply_serial(self, data: &mut [f32]) {
+        // One loop per activation (not a match per value), so the simple ones vectorize.
+        fn each(data: &mut [f32], f: impl Fn(f32) -> f32) {
+            data.iter_mut().for_each(|v| *v = f(*v));
+        }
+        match self {
+            Activation::Relu => each(data, |x| x.max(0.0)),
+            Activation::Clip(lo, hi) => each(data, |x| clamp(x, lo, hi)),
+            other => each(data, |x| other.apply_f64(x as f64) as f32),
+        }
+    }
 }
 
 fn pow(ctx: &Ctx) -> OpResult<Tensor> {
@@ -277,10 +392,6 @@ pub(crate) fn erf(x: f64) -> f64 {
     if x < 0.0 { -y } else { y }
 }
 
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 fn gelu(ctx: &Ctx) -> OpResult<Tensor> {
     match ctx.attr_s_or("approximate", "none").as_str() {
         "none" => float_unary(ctx, |x| 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))),
@@ -297,6 +408,16 @@ pub(crate) fn eval(op: &str, ctx: &Ctx) -> OpResult<Option<Vec<Tensor>>> {
     let attr = |name: &str, default: f32| ctx.node.attr_f_or(name, default) as f64;
     let binary = |op: Arith| arith(op, ctx.input(0)?, ctx.input(1)?);
     let cmp = |op: Compare| compare(op, ctx.input(0)?, ctx.input(1)?);
+    if let Some(Tensor::F32(x)) = ctx.opt(0)
+        && let Some(act) = Activation::of(op, ctx)?
+    {
+        let mut y = x.clone();
+        match y.as_slice_mut() {
+            Some(values) => act.apply_all(values),
+            None => y.mapv_inplace(|v| act.apply(v)),
+        }
+        return Ok(Some(vec![Tensor::F32(y)]));
+    }
     let out = match op {
         "Add" => binary(Arith::Add)?,
         "Sub" => binary(Arith::Sub)?,
@@ -322,9 +443,14 @@ pub(crate) fn eval(op: &str, ctx: &Ctx) -> OpResult<Option<Vec<Tensor>>> {
         "Xor" => logic(ctx, |a, b| a ^ b)?,
         "Not" => Tensor::Bool(typed::<bool>(ctx.input(0)?, "input")?.mapv(|v| !v)),
         "Where" => where_op(ctx)?,
-        "Clip" => clip(ctx)?,
-        "PRelu" => prelu(ctx)?,
+        // Float32 input took the activation path above; these are the other element types.
         "Relu" => numeric_unary(ctx, |x| x.max(0.0), |x| x.max(0))?,
+        "Clip" => clip(ctx)?,
+        "Sigmoid" | "HardSigmoid" | "HardSwish" | "LeakyRelu" => {
+            let act = Activation::of(op, ctx)?.ok_or_else(|| invalid("not an activation"))?;
+            float_unary(ctx, move |v| act.apply_f64(v))?
+        }
+        "PRelu" => prelu(ctx)?,
         "Abs" => numeric_unary(ctx, f64::abs, i64::wrapping_abs)?,
         "Neg" => numeric_unary(ctx, |x| -x, i64::wrapping_neg)?,
         "Sign" => numeric_unary(
@@ -332,7 +458,6 @@ pub(crate) fn eval(op: &str, ctx: &Ctx) -> OpResult<Option<Vec<Tensor>>> {
             |x| if x == 0.0 { 0.0 } else { x.signum() },
             i64::signum,
         )?,
-        "Sigmoid" => float_unary(ctx, sigmoid)?,
         "Tanh" => float_unary(ctx, f64::tanh)?,
         "Erf" => float_unary(ctx, erf)?,
         "Exp" => float_unary(ctx, f64::exp)?,
@@ -347,10 +472,6 @@ pub(crate) fn eval(op: &str, ctx: &Ctx) -> OpResult<Option<Vec<Tensor>>> {
         "Softplus" => float_unary(ctx, |x| if x > 30.0 { x } else { x.exp().ln_1p() })?,
         "Softsign" => float_unary(ctx, |x| x / (1.0 + x.abs()))?,
         "Gelu" => gelu(ctx)?,
-        "LeakyRelu" => {
-            let alpha = attr("alpha", 0.01);
-            float_unary(ctx, move |x| if x < 0.0 { alpha * x } else { x })?
-        }
         "Elu" => {
             let alpha = attr("alpha", 1.0);
             float_unary(
@@ -365,11 +486,6 @@ pub(crate) fn eval(op: &str, ctx: &Ctx) -> OpResult<Option<Vec<Tensor>>> {
                 gamma * if x <= 0.0 { alpha * (x.exp() - 1.0) } else { x }
             })?
         }
-        "HardSigmoid" => {
-            let (alpha, beta) = (attr("alpha", 0.2), attr("beta", 0.5));
-            float_unary(ctx, move |x| (alpha * x + beta).clamp(0.0, 1.0))?
-        }
-        "HardSwish" => float_unary(ctx, |x| x * (x / 6.0 + 0.5).clamp(0.0, 1.0))?,
         "Shrink" => {
             let (lambd, bias) = (attr("lambd", 0.5), attr("bias", 0.0));
             float_unary(ctx, move |x| {

@@ -7,11 +7,14 @@
 //! Does not own: the schedule ([`super::Plan`]) or observers' statistics.
 
 mod backend;
+mod buffers;
 mod conv;
 mod elementwise;
+mod fusion;
 mod gemm;
 mod half_precision;
 mod index;
+mod inplace;
 mod layout;
 mod norm;
 mod pool;
@@ -495,22 +498,63 @@ fn eval_f32_node(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>,
     }
     let ctx = Ctx { node, inputs };
     dispatch(&ctx)
-        .map_err(|e| match e {
-            OpError::Invalid(message) => ExecError::InvalidNode {
-                node: node.name.clone(),
-                op: node.op_type.clone(),
-                message,
-            },
-            OpError::Unsupported(what) => ExecError::UnsupportedForm {
-                node: node.name.clone(),
-                op: node.op_type.clone(),
-                what,
-            },
-        })?
+        .map_err(|e| node_error(node, e))?
         .ok_or_else(|| ExecError::UnsupportedOp {
             node: node.name.clone(),
             op: node.op_type.clone(),
         })
+}
+
+/// A kernel's refusal as an [`ExecError`] naming the node.
+fn node_error(node: &Node, e: OpError) -> ExecError {
+    match e {
+        OpError::Invalid(message) => ExecError::InvalidNode {
+            node: node.name.clone(),
+            op: node.op_type.clone(),
+            message,
+        },
+        OpError::Unsupported(what) => ExecError::UnsupportedForm {
+            node: node.name.clone(),
+            op: node.op_type.clone(),
+            what,
+        },
+    }
+}
+
+/// Like [`eval_node`] for a node whose single output may overwrite input `slot`, which the
+/// caller gives as `target` (that slot of `inputs` is `None`). Returns true when `target` now
+/// holds the output; false (target untouched) when the node has no in-place form for these
+/// inputs, and [`eval_node`] must run instead.
+pub(crate) fn eval_node_in_place(
+    node: &Node,
+    inputs: &[Option<&Tensor>],
+    target: &mut Tensor,
+    slot: usize,
+) -> Result<bool, ExecError> {
+    inplace::eval_in_place(node, inputs, target, slot).map_err(|e| node_error(node, e))
+}
+
+/// Runs the conv `node` with the links of `fused` in its output loop, its output in storage
+/// from `spare` when a buffer fits; `Ok(None)` when the residual does not have the conv
+/// output's shape (run the nodes one by one instead).
+pub(crate) fn eval_conv_fused(
+    node: &Node,
+    inputs: &[Option<&Tensor>],
+    fused: &fusion::FusedConv,
+    spare: &mut buffers::SpareBuffers,
+) -> Result<Option<Tensor>, ExecError> {
+    let ctx = Ctx { node, inputs };
+    let epilogue = conv::Epilogue {
+        residual: fused.residual,
+        activation: fused.activation,
+    };
+    conv::conv_with(&ctx, &epilogue, spare).map_err(|e| node_error(node, e))
+}
+
+/// True when `node` may be computed in the buffer of its input `slot` (an op with an in-place
+/// form; the element type and shapes are checked by [`eval_node_in_place`]).
+pub(crate) fn can_overwrite(node: &Node, slot: usize) -> bool {
+    node.is_onnx() && inplace::can_overwrite(&node.op_type, slot)
 }
 
 /// True when [`eval_node`] implements `op_type` of the default domain.
