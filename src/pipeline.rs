@@ -160,12 +160,68 @@ fn model_inputs(model: &Model) -> Result<Vec<ModelInput>, Error> {
         .collect()
 }
 
-fn calibration_device(config: &Config, opts: &BuildOptions) -> Result<&'static str, Error> {
-    match opts.device.unwrap_or(config.calibration.device) {
-        Device::Cpu => Ok("cpu"),
+/// Where calibration runs, as chosen from the config and `--device`.
+#[derive(Clone, Debug)]
+enum CalibrationDevice {
+    /// The CPU executor.
+    Cpu,
+    /// The CUDA executor on this GPU.
+    #[cfg(feature = "cuda")]
+    Cuda(crate::exec::cuda::DeviceInfo),
+}
+
+impl CalibrationDevice {
+    /// How the summary names the device.
+    fn describe(&self) -> String {
+        match self {
+            CalibrationDevice::Cpu => "cpu".into(),
+            #[cfg(feature = "cuda")]
+            CalibrationDevice::Cuda(info) => info.to_string(),
+        }
+    }
+}
+
+/// Picks the calibration device: `auto` takes the GPU when one is usable and says which (or why
+/// not), `cuda` without a usable GPU is [`Error::MissingEnvironment`] (exit 3) naming what is
+/// missing.
+fn calibration_device(config: &Config, opts: &BuildOptions) -> Result<CalibrationDevice, Error> {
+    let requested = opts.device.unwrap_or(config.calibration.device);
+    #[cfg(feature = "cuda")]
+    {
+        use crate::exec::cuda::probe;
+        match requested {
+            Device::Cpu => Ok(CalibrationDevice::Cpu),
+            Device::Auto => match probe() {
+                Ok(info) => {
+                    ui::info(format!(
+                        "calibration device: {info} (device: auto found a GPU)"
+                    ));
+                    Ok(CalibrationDevice::Cuda(info))
+                }
+                Err(why) => {
+                    ui::info(format!(
+                        "calibration device: cpu (device: auto found no usable GPU: {why})"
+                    ));
+                    Ok(CalibrationDevice::Cpu)
+                }
+            },
+            Device::Cuda => match probe() {
+                Ok(info) => {
+                    ui::info(format!("calibration device: {info}"));
+                    Ok(CalibrationDevice::Cuda(info))
+                }
+                Err(why) => Err(Error::MissingEnvironment(format!(
+                    "calibration.device is cuda, but no GPU can be used: {why} (or use device: cpu / auto)"
+                ))),
+            },
+        }
+    }
+    #[cfg(not(feature = "cuda"))]
+    match requested {
+        Device::Cpu => Ok(CalibrationDevice::Cpu),
         Device::Auto => {
             ui::info("calibration device: cpu (this build of trtq has no CUDA backend; device: auto falls back to the CPU)");
-            Ok("cpu")
+            Ok(CalibrationDevice::Cpu)
         }
         Device::Cuda => Err(Error::MissingEnvironment(
             "calibration.device is cuda, but this trtq was built without the `cuda` feature (no CUDA backend): rebuild with --features cuda, or use device: cpu / auto".into(),
@@ -413,7 +469,7 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
             passes: calib.passes,
             seconds: calib.seconds,
             tensors: calib.tensors.len(),
-            device: device.into(),
+            device: device.describe(),
         }),
         accuracy,
         engines,

@@ -8,6 +8,8 @@
 //! inference, or opset upgrades (models older than opset 13 are upgraded by normalization).
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod plan;
 
 pub use cpu::CpuBackend;
