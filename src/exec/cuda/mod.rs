@@ -15,8 +15,16 @@
 //! `cublas`. The PyPI wheel `nvidia-cuda-nvrtc` (13.x) installs `nvidia/cu13/lib/libnvrtc.so.13`
 //! under site-packages: put that folder on `LD_LIBRARY_PATH`.
 
+mod backend;
+mod dense;
+mod gpu;
 pub mod kernels;
 pub mod nvrtc;
+mod ops;
 mod probe;
+mod stats;
+mod value;
+
+pub use backend::CudaBackend;
 
 pub use probe::{CudaUnavailable, DeviceInfo, probe};
