@@ -7,9 +7,9 @@
 
 use crate::calib::data::{self as calib_data, ModelInput};
 use crate::calib::{CalibrationResult, Method};
-use crate::config::{Config, Device, Strategy, Typing};
+use crate::config::{BatchSize, Config, Device, Strategy, Typing};
 use crate::evaluate::{CandidateAccuracy, evaluate};
-use crate::exec::CpuBackend;
+use crate::exec::{Backend, CpuBackend};
 use crate::graph::Model;
 use crate::graph::normalize::{NormalizeOptions, NormalizeReport, normalize};
 use crate::patterns::{MatchesFile, PatternMatch, tensorrt, transform};
@@ -160,14 +160,31 @@ fn model_inputs(model: &Model) -> Result<Vec<ModelInput>, Error> {
         .collect()
 }
 
+/// The batch dim the model's inputs declare (1 when dynamic or absent): what the plan's static
+/// shapes are sized for.
+fn declared_batch(inputs: &[ModelInput]) -> usize {
+    inputs
+        .first()
+        .and_then(|i| i.dims.first())
+        .and_then(|&d| usize::try_from(d).ok())
+        .filter(|&d| d > 0)
+        .unwrap_or(1)
+}
+
 /// Where calibration runs, as chosen from the config and `--device`.
 #[derive(Clone, Debug)]
 enum CalibrationDevice {
     /// The CPU executor.
     Cpu,
-    /// The CUDA executor on this GPU.
+    /// The CUDA executor on this GPU; `required` (device: cuda) makes a backend that cannot
+    /// start an exit-3 error, else (auto) the CPU takes over with a warning.
     #[cfg(feature = "cuda")]
-    Cuda(crate::exec::cuda::DeviceInfo),
+    Cuda {
+        /// The GPU.
+        info: crate::exec::cuda::DeviceInfo,
+        /// True for `device: cuda`.
+        required: bool,
+    },
 }
 
 impl CalibrationDevice {
@@ -176,8 +193,62 @@ impl CalibrationDevice {
         match self {
             CalibrationDevice::Cpu => "cpu".into(),
             #[cfg(feature = "cuda")]
-            CalibrationDevice::Cuda(info) => info.to_string(),
+            CalibrationDevice::Cuda { info, .. } => info.to_string(),
         }
+    }
+
+    /// The batch size `calibration.batch_size: auto` means here: on the GPU the largest that
+    /// fits free device memory by the plan's peak live bytes per sample (see
+    /// [`crate::exec::cuda::auto_batch`]), on the CPU [`BatchSize::CPU_AUTO`].
+    fn auto_batch(&self, model: &Model, declared_batch: usize) -> usize {
+        match self {
+            CalibrationDevice::Cpu => BatchSize::CPU_AUTO,
+            #[cfg(feature = "cuda")]
+            CalibrationDevice::Cuda { info, .. } => {
+                match crate::exec::cuda::planned_peak_bytes(model) {
+                    Ok(Some(peak)) => {
+                        let batch = crate::exec::cuda::auto_batch(
+                            peak / declared_batch.max(1),
+                            info.free_memory,
+                        );
+                        ui::info(format!(
+                            "batch_size auto: {batch} ({:.1} MiB of live values per sample, {:.1} GiB free on the GPU)",
+                            peak as f64 / declared_batch.max(1) as f64 / f64::from(1u32 << 20),
+                            info.free_memory as f64 / f64::from(1u32 << 30)
+                        ));
+                        batch
+                    }
+                    _ => BatchSize::CPU_AUTO,
+                }
+            }
+        }
+    }
+
+    /// The calibration backend with `model` prepared. The returned description names the device
+    /// that will actually run (the CPU when `auto`'s GPU backend could not start).
+    fn backend(&self, model: &Model, path: &Path) -> Result<(Box<dyn Backend>, String), Error> {
+        let bad_model =
+            |e: crate::exec::ExecError| Error::BadInput(format!("{}: {e}", path.display()));
+        #[cfg(feature = "cuda")]
+        if let CalibrationDevice::Cuda { info, required } = self {
+            use crate::exec::cuda::CudaBackend;
+            match CudaBackend::new(info.clone(), false) {
+                Ok(mut gpu) => {
+                    gpu.prepare(model).map_err(bad_model)?;
+                    return Ok((Box::new(gpu), self.describe()));
+                }
+                Err(e) if *required => {
+                    return Err(Error::MissingEnvironment(format!(
+                        "calibration.device is cuda, but the CUDA backend could not start on {info}: {e}"
+                    )));
+                }
+                Err(e) => ui::warn(format!(
+                    "the CUDA backend could not start on {info} ({e}); calibrating on the CPU"
+                )),
+            }
+        }
+        let cpu = CpuBackend::with_model(model).map_err(bad_model)?;
+        Ok((Box::new(cpu), CalibrationDevice::Cpu.describe()))
     }
 }
 
@@ -196,7 +267,10 @@ fn calibration_device(config: &Config, opts: &BuildOptions) -> Result<Calibratio
                     ui::info(format!(
                         "calibration device: {info} (device: auto found a GPU)"
                     ));
-                    Ok(CalibrationDevice::Cuda(info))
+                    Ok(CalibrationDevice::Cuda {
+                        info,
+                        required: false,
+                    })
                 }
                 Err(why) => {
                     ui::info(format!(
@@ -208,7 +282,10 @@ fn calibration_device(config: &Config, opts: &BuildOptions) -> Result<Calibratio
             Device::Cuda => match probe() {
                 Ok(info) => {
                     ui::info(format!("calibration device: {info}"));
-                    Ok(CalibrationDevice::Cuda(info))
+                    Ok(CalibrationDevice::Cuda {
+                        info,
+                        required: true,
+                    })
                 }
                 Err(why) => Err(Error::MissingEnvironment(format!(
                     "calibration.device is cuda, but no GPU can be used: {why} (or use device: cpu / auto)"
@@ -296,7 +373,7 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     let inputs = model_inputs(&q.fused)?;
     let batch = match config.calibration.batch_size {
         crate::config::BatchSize::Fixed(n) => n,
-        crate::config::BatchSize::Auto => crate::config::BatchSize::CPU_AUTO,
+        crate::config::BatchSize::Auto => device.auto_batch(&q.fused, declared_batch(&inputs)),
     };
     let calib_source = &config.calibration.data;
     let open_calib = || {
@@ -315,6 +392,8 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
         warnings.push(w);
     }
 
+    let (mut backend, calibrated_on) = device.backend(&q.fused, &config.model)?;
+
     let mut run = OutputDir::create(&out, &config.model)?;
     run.save_model(&model, "model.normalized.onnx")?;
     run.save_model(&q.fused, "model.fused.onnx")?;
@@ -329,11 +408,9 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     } else {
         Vec::new()
     };
-    let mut backend = CpuBackend::with_model(&q.fused)
-        .map_err(|e| Error::BadInput(format!("{}: {e}", config.model.display())))?;
     let bar = crate::progress::Progress::new(config.calibration.max_samples as u64, "calibrate");
     let calib: CalibrationResult = crate::calib::calibrate(
-        &mut backend,
+        backend.as_mut(),
         &mut || open_calib(),
         &tensors,
         &groups,
@@ -469,7 +546,7 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
             passes: calib.passes,
             seconds: calib.seconds,
             tensors: calib.tensors.len(),
-            device: device.describe(),
+            device: calibrated_on.clone(),
         }),
         accuracy,
         engines,

@@ -5,6 +5,7 @@
 //! These tests need an NVIDIA GPU, a driver, NVRTC and cuBLAS. Without them each test prints
 //! why it skips, except where `TRTQ_REQUIRE_GPU=1` (scripts/gpu-check.sh sets it): there a
 //! missing GPU fails. Real models are read from `$TRTQ_MODELS` when present.
+#![cfg(feature = "cuda")]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

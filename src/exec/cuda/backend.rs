@@ -17,8 +17,8 @@ use crate::graph::{Model, Tensor};
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
-/// Float32 constants up to this many elements also keep a host copy (Clip bounds, Q/DQ scales,
-/// Reshape targets: parameters that ops read on the host).
+/// Device-typed constants (float32, int8, uint8) up to this many elements also keep a host copy
+/// (Clip bounds, Q/DQ scales and zero points: parameters that ops read on the host).
 const HOST_COPY_MAX: usize = 4096;
 
 /// The CUDA backend (feature `cuda`).
@@ -145,7 +145,8 @@ impl Backend for CudaBackend {
                 continue;
             };
             let tensor = Tensor::from_proto(proto)?;
-            if matches!(tensor, Tensor::F32(_)) && tensor.len() <= HOST_COPY_MAX {
+            let device_type = matches!(tensor, Tensor::F32(_) | Tensor::I8(_) | Tensor::U8(_));
+            if device_type && tensor.len() <= HOST_COPY_MAX {
                 self.host_copies
                     .insert(name.clone(), Rc::new(tensor.clone()));
             }

@@ -19,6 +19,7 @@ mod backend;
 mod dense;
 mod gpu;
 pub mod kernels;
+mod memory;
 pub mod nvrtc;
 mod ops;
 mod probe;
@@ -26,5 +27,6 @@ mod stats;
 mod value;
 
 pub use backend::CudaBackend;
+pub use memory::{MAX_AUTO_BATCH, auto_batch, planned_peak_bytes};
 
 pub use probe::{CudaUnavailable, DeviceInfo, probe};

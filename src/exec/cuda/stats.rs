@@ -10,6 +10,7 @@
 use super::gpu::{Gpu, device_error};
 use super::kernels::FINE_BINS;
 use super::ops::launch;
+use super::value::to_host;
 use crate::exec::{BatchRange, BatchStats, ExecError, StatsSink};
 use cudarc::driver::{CudaSlice, PushKernelArg};
 
@@ -70,8 +71,8 @@ pub(crate) fn batch_stats(
         &mut keys,
         &mut counts
     )?;
-    let keys = gpu.stream.clone_dtoh(&keys).map_err(copy)?;
-    let counts = gpu.stream.clone_dtoh(&counts).map_err(copy)?;
+    let keys = to_host(gpu, &keys)?;
+    let counts = to_host(gpu, &counts)?;
     let (&[abs_max, abs_min, min, max], &[finite, nan, inf]) = (keys.as_slice(), counts.as_slice())
     else {
         return Err(ExecError::Device(
@@ -105,7 +106,7 @@ pub(crate) fn batch_stats(
     Ok(BatchStats {
         range,
         exponent,
-        bins: gpu.stream.clone_dtoh(&bins).map_err(copy)?,
+        bins: to_host(gpu, &bins)?,
     })
 }
 

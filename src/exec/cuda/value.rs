@@ -10,7 +10,7 @@
 use super::gpu::{Gpu, device_error};
 use crate::exec::ExecError;
 use crate::graph::Tensor;
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaSlice, DeviceRepr};
 use ndarray::{ArrayD, IxDyn};
 use std::rc::Rc;
 
@@ -97,10 +97,28 @@ fn contiguous<T: Clone>(a: &ArrayD<T>) -> std::borrow::Cow<'_, [T]> {
     }
 }
 
-/// Uploads float32 / int8 / uint8 tensors; other element types stay on the host.
+/// Copies a device buffer to a new host vector and waits for the copy: cudarc's copy into
+/// pageable memory is asynchronous and only *might* complete before returning (CUDA's API
+/// synchronization rules), so the stream is synchronized before the vector is read.
+pub(crate) fn to_host<T: DeviceRepr>(gpu: &Gpu, data: &CudaSlice<T>) -> Result<Vec<T>, ExecError> {
+    let values = gpu
+        .stream
+        .clone_dtoh(data)
+        .map_err(|e| device_error("device → host copy", e))?;
+    gpu.stream
+        .synchronize()
+        .map_err(|e| device_error("cuStreamSynchronize", e))?;
+    Ok(values)
+}
+
+/// Uploads float32 / int8 / uint8 tensors (empty ones stay on the host: nothing to allocate);
+/// other element types stay on the host.
 pub(crate) fn upload(gpu: &Gpu, tensor: Tensor) -> Result<Value, ExecError> {
     let copy = |e| device_error("host → device copy", e);
     let shape = tensor.shape().to_vec();
+    if tensor.is_empty() {
+        return Ok(Value::Host(Rc::new(tensor)));
+    }
     let data = match &tensor {
         Tensor::F32(a) => DeviceData::F32(
             gpu.stream
@@ -127,7 +145,6 @@ pub(crate) fn upload(gpu: &Gpu, tensor: Tensor) -> Result<Value, ExecError> {
 
 /// The value as a host tensor (a device → host copy for device values).
 pub(crate) fn download(gpu: &Gpu, value: &Value) -> Result<Tensor, ExecError> {
-    let copy = |e| device_error("device → host copy", e);
     let (data, shape) = match value {
         Value::Host(t) => return Ok(t.as_ref().clone()),
         Value::Device { data, shape } => (data, shape),
@@ -137,8 +154,8 @@ pub(crate) fn download(gpu: &Gpu, value: &Value) -> Result<Tensor, ExecError> {
             .map_err(|_| ExecError::Device(format!("a device buffer does not fill {shape:?}")))
     }
     Ok(match data.as_ref() {
-        DeviceData::F32(d) => Tensor::F32(array(shape, gpu.stream.clone_dtoh(d).map_err(copy)?)?),
-        DeviceData::I8(d) => Tensor::I8(array(shape, gpu.stream.clone_dtoh(d).map_err(copy)?)?),
-        DeviceData::U8(d) => Tensor::U8(array(shape, gpu.stream.clone_dtoh(d).map_err(copy)?)?),
+        DeviceData::F32(d) => Tensor::F32(array(shape, to_host(gpu, d)?)?),
+        DeviceData::I8(d) => Tensor::I8(array(shape, to_host(gpu, d)?)?),
+        DeviceData::U8(d) => Tensor::U8(array(shape, to_host(gpu, d)?)?),
     })
 }
