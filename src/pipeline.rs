@@ -200,6 +200,7 @@ impl CalibrationDevice {
     /// The batch size `calibration.batch_size: auto` means here: on the GPU the largest that
     /// fits free device memory by the plan's peak live bytes per sample (see
     /// [`crate::exec::cuda::auto_batch`]), on the CPU [`BatchSize::CPU_AUTO`].
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
     fn auto_batch(&self, model: &Model, declared_batch: usize) -> usize {
         match self {
             CalibrationDevice::Cpu => BatchSize::CPU_AUTO,

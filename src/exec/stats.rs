@@ -36,12 +36,17 @@ pub struct BatchStats {
     pub range: BatchRange,
     /// Bin width exponent `e` of `bins` (width `2^e`).
     pub exponent: i32,
-    /// Counts of finite |x| per fine bin.
+    /// Counts of finite |x| per fine bin (empty when the sink wanted no histogram).
     pub bins: Vec<u64>,
 }
 
 /// An observer's side that takes [`BatchStats`] in place of tensors.
 pub trait StatsSink {
+    /// False when only the range is needed for `value` (the `max` method): the backend then
+    /// skips the histogram and hands over empty `bins`. Default: true.
+    fn wants_histogram(&self, _value: &str) -> bool {
+        true
+    }
     /// The bin width exponent to bin this batch of `value` with, given the batch's finite
     /// abs-max (the sink knows the grid it has accumulated so far).
     fn exponent(&self, value: &str, batch_abs_max: f32) -> i32;

@@ -378,6 +378,7 @@ pub(crate) struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// A view of `node` with its positional inputs (`None`: omitted), for code outside the CPU
     /// kernels that reads attributes the same way (the CUDA backend's window geometry).
+    #[cfg(feature = "cuda")]
     pub(crate) fn new(node: &'a Node, inputs: &'a [Option<&'a Tensor>]) -> Ctx<'a> {
         Ctx { node, inputs }
     }

@@ -88,6 +88,13 @@ pub(crate) fn batch_stats(
         nan,
         inf,
     };
+    if !sink.wants_histogram(value) {
+        return Ok(BatchStats {
+            range,
+            exponent: 0,
+            bins: Vec::new(),
+        });
+    }
     let exponent = sink.exponent(value, range.abs_max);
     let scale = inverse_width(exponent).ok_or_else(|| {
         ExecError::Device(format!(
