@@ -562,10 +562,18 @@ fn every_op_matches_the_cpu_executor() {
 /// Input names with their shapes.
 type Shapes = Vec<(String, Vec<usize>)>;
 
+/// The repository: `$TRTQ_REPO_ROOT` (the GPU script runs prebuilt test binaries from another
+/// checkout path), else the one this test was built in.
+fn repo_root() -> PathBuf {
+    std::env::var_os("TRTQ_REPO_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// The models the tests use: the demo, and from $TRTQ_MODELS light_resnet50 and PP-OCRv4 det
 /// (at 320×320), with their input shapes.
 fn models() -> Vec<(String, PathBuf, Shapes)> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = repo_root();
     let mut list = vec![(
         "demo".to_string(),
         repo.join("configs/demo/resnet_tiny.onnx"),
