@@ -175,6 +175,13 @@ type Case = (
     Vec<(&'static str, Tensor)>,
 );
 
+/// A 1-D float32 tensor.
+fn floats(values: &[f32]) -> Tensor {
+    Tensor::F32(
+        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[values.len()]), values.to_vec()).unwrap(),
+    )
+}
+
 fn op_cases() -> Vec<Case> {
     let x4 = || random(&[2, 8, 9, 11], 1, 3.0);
     let unary = |op: &'static str| -> Case {
@@ -508,17 +515,56 @@ fn op_cases() -> Vec<Case> {
             vec![("s", random(&[4], 25, 0.1))],
         ),
         (
-            "Resize (runs on the CPU)",
+            "Resize nearest x2",
             Node::new("Resize", "Resize", &["x", "", "scales"], &["y"])
                 .with_attr(attr::string("mode", "nearest")),
             vec![("x", x4())],
-            vec![(
-                "scales",
-                Tensor::F32(
-                    ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[4]), vec![1.0, 1.0, 2.0, 2.0])
-                        .unwrap(),
-                ),
-            )],
+            vec![("scales", floats(&[1.0, 1.0, 2.0, 2.0]))],
+        ),
+        (
+            "Resize linear to sizes, align_corners",
+            Node::new("Resize", "Resize", &["x", "", "", "sizes"], &["y"])
+                .with_attr(attr::string("mode", "linear"))
+                .with_attr(attr::string(
+                    "coordinate_transformation_mode",
+                    "align_corners",
+                )),
+            vec![("x", x4())],
+            vec![("sizes", Tensor::from_i64s(vec![2, 8, 20, 15]))],
+        ),
+        (
+            "Resize linear 0.6, half_pixel",
+            Node::new("Resize", "Resize", &["x", "", "scales"], &["y"])
+                .with_attr(attr::string("mode", "linear")),
+            vec![("x", x4())],
+            vec![("scales", floats(&[1.0, 1.0, 0.6, 1.5]))],
+        ),
+        (
+            "ConvTranspose 2x2 s2 bias",
+            Node::new("ConvTranspose", "ConvTranspose", &["x", "w", "b"], &["y"])
+                .with_attr(attr::ints("strides", &[2, 2])),
+            vec![("x", x4())],
+            vec![
+                ("w", random(&[8, 5, 2, 2], 26, 0.3)),
+                ("b", random(&[5], 27, 0.5)),
+            ],
+        ),
+        (
+            "ConvTranspose 3x3 s2 pads groups output_padding",
+            Node::new("ConvTranspose", "ConvTranspose", &["x", "w"], &["y"])
+                .with_attr(attr::ints("strides", &[2, 2]))
+                .with_attr(attr::ints("pads", &[1, 1, 1, 1]))
+                .with_attr(attr::ints("output_padding", &[1, 0]))
+                .with_attr(attr::int("group", 2)),
+            vec![("x", x4())],
+            vec![("w", random(&[8, 3, 3, 3], 28, 0.3))],
+        ),
+        (
+            "Resize cubic (runs on the CPU)",
+            Node::new("Resize", "Resize", &["x", "", "scales"], &["y"])
+                .with_attr(attr::string("mode", "cubic")),
+            vec![("x", x4())],
+            vec![("scales", floats(&[1.0, 1.0, 2.0, 2.0]))],
         ),
     ]);
     cases

@@ -457,3 +457,141 @@ pub(crate) fn global_pool(gpu: &Gpu, args: &Args) -> Eval {
     shape.extend(std::iter::repeat_n(1, xs.len() - 2));
     Ok(Some(vec![Value::f32(y, shape)]))
 }
+
+/// Geometry of a 2-D transposed convolution (the kernel's `Deconv`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct DeconvWindow {
+    batch: i64,
+    in_c: i64,
+    in_h: i64,
+    in_w: i64,
+    out_c: i64,
+    out_h: i64,
+    out_w: i64,
+    kernel_h: i64,
+    kernel_w: i64,
+    stride_h: i64,
+    stride_w: i64,
+    pad_top: i64,
+    pad_left: i64,
+    dilation_h: i64,
+    dilation_w: i64,
+    group: i64,
+}
+
+// SAFETY: plain data with the C layout of `Deconv` in kernels/layout.cu.
+unsafe impl DeviceRepr for DeconvWindow {}
+
+/// ConvTranspose, 2-D, sized by `pads` / `output_padding` (an `output_shape` attribute or
+/// `auto_pad` SAME_* runs on the CPU).
+pub(crate) fn conv_transpose(gpu: &Gpu, args: &Args) -> Eval {
+    let (Some((x, xs)), Some((w, ws))) = (args.f32(0), args.f32(1)) else {
+        return Ok(None);
+    };
+    let node = args.node;
+    let auto_pad = node.attr_s("auto_pad");
+    if xs.len() != 4
+        || ws.len() != 4
+        || node.attr_ints("output_shape").is_some()
+        || !matches!(
+            auto_pad.as_deref(),
+            None | Some("NOTSET") | Some("VALID") | Some("")
+        )
+    {
+        return Ok(None);
+    }
+    let pair = |name: &str, default: i64| -> Option<[i64; 2]> {
+        match node.attr_ints(name) {
+            None => Some([default; 2]),
+            Some(&[a, b]) => Some([a, b]),
+            Some(_) => None,
+        }
+    };
+    let (Some(strides), Some(dilations), Some(out_pad)) = (
+        pair("strides", 1),
+        pair("dilations", 1),
+        pair("output_padding", 0),
+    ) else {
+        return Ok(None);
+    };
+    let pads = match node.attr_ints("pads") {
+        None => [0; 4],
+        Some(&[a, b, c, d]) if auto_pad.as_deref() != Some("VALID") => [a, b, c, d],
+        Some(_) => return Ok(None),
+    };
+    let group = node.attr_i_or("group", 1);
+    let (batch, in_c) = (xs[0] as i64, xs[1] as i64);
+    if group < 1
+        || ws[0] as i64 != in_c
+        || in_c % group != 0
+        || strides.iter().chain(&dilations).any(|&v| v < 1)
+    {
+        return Ok(None);
+    }
+    let out_c = ws[1] as i64 * group;
+    let size = |axis: usize| {
+        let span = (ws[2 + axis] as i64 - 1) * dilations[axis] + 1;
+        strides[axis] * (xs[2 + axis] as i64 - 1) + out_pad[axis] + span
+            - pads[axis]
+            - pads[axis + 2]
+    };
+    let (out_h, out_w) = (size(0), size(1));
+    if out_h < 1 || out_w < 1 || pads.iter().any(|&p| p < 0) {
+        return Ok(None);
+    }
+    let bias = match args.get(2) {
+        None => None,
+        Some(_) => match args.f32(2) {
+            Some((b, _)) if b.len() as i64 == out_c => Some(b),
+            _ => return Ok(None),
+        },
+    };
+    let geometry = DeconvWindow {
+        batch,
+        in_c,
+        in_h: xs[2] as i64,
+        in_w: xs[3] as i64,
+        out_c,
+        out_h,
+        out_w,
+        kernel_h: ws[2] as i64,
+        kernel_w: ws[3] as i64,
+        stride_h: strides[0],
+        stride_w: strides[1],
+        pad_top: pads[0],
+        pad_left: pads[1],
+        dilation_h: dilations[0],
+        dilation_w: dilations[1],
+        group,
+    };
+    let n = (batch * out_c * out_h * out_w) as usize;
+    let mut y = alloc(gpu, n)?;
+    match bias {
+        Some(b) => launch!(
+            gpu,
+            "conv_transpose2d",
+            gpu.grid(n),
+            x,
+            w,
+            b,
+            &mut y,
+            &geometry
+        )?,
+        None => {
+            let null = 0u64;
+            launch!(
+                gpu,
+                "conv_transpose2d",
+                gpu.grid(n),
+                x,
+                w,
+                &null,
+                &mut y,
+                &geometry
+            )?
+        }
+    }
+    let shape = vec![xs[0], out_c as usize, out_h as usize, out_w as usize];
+    Ok(Some(vec![Value::f32(y, shape)]))
+}

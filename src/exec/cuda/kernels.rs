@@ -31,11 +31,17 @@ pub const ELEMENTWISE: KernelSource = KernelSource {
     ],
 };
 
-/// Strided gathers, Concat, im2col, Resize.
+/// Strided gathers, Concat, im2col, Resize, ConvTranspose.
 pub const LAYOUT: KernelSource = KernelSource {
     name: "layout",
     text: include_str!("kernels/layout.cu"),
-    entry_points: &["gather_strided", "concat_copy", "im2col", "resize2d"],
+    entry_points: &[
+        "gather_strided",
+        "concat_copy",
+        "im2col",
+        "resize2d",
+        "conv_transpose2d",
+    ],
 };
 
 /// Max / average / global pooling.

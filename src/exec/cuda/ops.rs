@@ -8,7 +8,7 @@
 
 use super::dense;
 use super::gpu::{Gpu, device_error};
-use super::kernels::{BinaryOp, MAX_RANK, ReduceOp, UnaryOp};
+use super::kernels::{BinaryOp, MAX_RANK, NearestMode, ReduceOp, ResizeTransform, UnaryOp};
 use super::value::{DeviceData, Value};
 use crate::exec::ExecError;
 use crate::graph::{Attributes, Node, Tensor};
@@ -742,6 +742,143 @@ fn dequantize(gpu: &Gpu, args: &Args) -> Eval {
     Ok(Some(vec![Value::f32(y, shape.clone())]))
 }
 
+/// A host-readable float list (Resize scales).
+fn floats(arg: Option<Arg>) -> Option<Vec<f32>> {
+    match arg?.host? {
+        Tensor::F32(a) => Some(a.iter().copied().collect()),
+        _ => None,
+    }
+}
+
+/// Resize of NCHW over H and W (N and C kept), nearest or linear, with the coordinate transforms
+/// half_pixel, pytorch_half_pixel, align_corners and asymmetric; sized by scales or sizes.
+fn resize(gpu: &Gpu, args: &Args) -> Eval {
+    let Some((x, shape)) = args.f32(0) else {
+        return Ok(None);
+    };
+    let node = args.node;
+    let policy = node.attr_s("keep_aspect_ratio_policy");
+    if shape.len() != 4
+        || node.attr_i_or("antialias", 0) != 0
+        || node.attr_ints("axes").is_some()
+        || !matches!(policy.as_deref(), None | Some("stretch"))
+        || shape[2] == 0
+        || shape[3] == 0
+    {
+        return Ok(None);
+    }
+    let opset10 = node.inputs.len() == 2;
+    let given = |i: usize| args.get(i).filter(|a| !a.value.shape().contains(&0));
+    let (scales, sizes) = if opset10 {
+        (given(1), None)
+    } else {
+        (given(2), given(3))
+    };
+    let (out, scale): (Vec<usize>, [f32; 2]) = match (scales, sizes) {
+        (Some(s), None) => {
+            let Some(s) = floats(Some(s)) else {
+                return Ok(None);
+            };
+            if s.len() != 4
+                || s[0] != 1.0
+                || s[1] != 1.0
+                || s.iter().any(|&v| !(v > 0.0 && v.is_finite()))
+            {
+                return Ok(None);
+            }
+            let out = (0..4)
+                .map(|d| (shape[d] as f64 * f64::from(s[d])).floor() as usize)
+                .collect();
+            (out, [s[2], s[3]])
+        }
+        (None, Some(s)) => {
+            let Some(s) = s.host.and_then(Tensor::to_i64_vec) else {
+                return Ok(None);
+            };
+            if s.len() != 4
+                || s[0] != shape[0] as i64
+                || s[1] != shape[1] as i64
+                || s.iter().any(|&v| v < 1)
+            {
+                return Ok(None);
+            }
+            let out: Vec<usize> = s.iter().map(|&v| v as usize).collect();
+            let scale = [
+                out[2] as f32 / shape[2] as f32,
+                out[3] as f32 / shape[3] as f32,
+            ];
+            (out, scale)
+        }
+        _ => return Ok(None),
+    };
+    let default_transform = if opset10 { "asymmetric" } else { "half_pixel" };
+    let transform = match node
+        .attr_s("coordinate_transformation_mode")
+        .as_deref()
+        .unwrap_or(default_transform)
+    {
+        "half_pixel" => ResizeTransform::HalfPixel,
+        "asymmetric" => ResizeTransform::Asymmetric,
+        "align_corners" => ResizeTransform::AlignCorners,
+        "pytorch_half_pixel" => ResizeTransform::PytorchHalfPixel,
+        _ => return Ok(None),
+    };
+    let default_rounding = if opset10 {
+        "floor"
+    } else {
+        "round_prefer_floor"
+    };
+    let (linear, rounding) = match node.attr_s("mode").as_deref().unwrap_or("nearest") {
+        "nearest" => {
+            let rounding = match node
+                .attr_s("nearest_mode")
+                .as_deref()
+                .unwrap_or(default_rounding)
+            {
+                "round_prefer_floor" => NearestMode::RoundPreferFloor,
+                "round_prefer_ceil" => NearestMode::RoundPreferCeil,
+                "floor" => NearestMode::Floor,
+                "ceil" => NearestMode::Ceil,
+                _ => return Ok(None),
+            };
+            (0i32, rounding)
+        }
+        "linear" | "bilinear" => (1i32, NearestMode::RoundPreferFloor),
+        _ => return Ok(None),
+    };
+    let n: usize = out.iter().product();
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut y = alloc(gpu, n)?;
+    let planes = (shape[0] * shape[1]) as i64;
+    let (in_h, in_w, out_h, out_w) = (
+        shape[2] as i64,
+        shape[3] as i64,
+        out[2] as i64,
+        out[3] as i64,
+    );
+    let (transform, rounding) = (transform as i32, rounding as i32);
+    launch!(
+        gpu,
+        "resize2d",
+        gpu.grid(n),
+        x,
+        &mut y,
+        &planes,
+        &in_h,
+        &in_w,
+        &out_h,
+        &out_w,
+        &scale[0],
+        &scale[1],
+        &transform,
+        &linear,
+        &rounding
+    )?;
+    Ok(Some(vec![Value::f32(y, out)]))
+}
+
 /// Runs `args.node` with kernels when the op and its form have them; `Ok(None)` otherwise.
 pub(crate) fn eval(gpu: &Gpu, args: &Args) -> Eval {
     if !args.node.is_onnx() {
@@ -774,6 +911,8 @@ pub(crate) fn eval(gpu: &Gpu, args: &Args) -> Eval {
         "QuantizeLinear" => quantize(gpu, args),
         "DequantizeLinear" => dequantize(gpu, args),
         "Conv" => dense::conv(gpu, args),
+        "ConvTranspose" => dense::conv_transpose(gpu, args),
+        "Resize" => resize(gpu, args),
         "Gemm" => dense::gemm(gpu, args),
         "MatMul" => dense::matmul(gpu, args),
         "MaxPool" | "AveragePool" => dense::pool(gpu, args),
