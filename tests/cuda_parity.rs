@@ -429,6 +429,22 @@ fn op_cases() -> Vec<Case> {
             vec![],
         ),
         (
+            "BatchNormalization",
+            Node::new(
+                "BatchNormalization",
+                "BatchNormalization",
+                &["x", "s", "b", "m", "v"],
+                &["y"],
+            ),
+            vec![("x", x4())],
+            vec![
+                ("s", random(&[8], 29, 1.0)),
+                ("b", random(&[8], 30, 1.0)),
+                ("m", random(&[8], 31, 1.0)),
+                ("v", floats(&[0.5, 1.0, 1.5, 2.0, 0.25, 0.75, 1.25, 3.0])),
+            ],
+        ),
+        (
             "LayerNormalization",
             Node::new(
                 "LayerNormalization",

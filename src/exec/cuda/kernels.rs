@@ -19,7 +19,7 @@ pub struct KernelSource {
 /// Definitions every source starts with: index types, the grid-stride loop, `Strides`.
 pub const PRELUDE: &str = include_str!("kernels/prelude.cuh");
 
-/// Binary arithmetic, unary activations, channel bias.
+/// Binary arithmetic, unary activations, channel bias, BatchNormalization.
 pub const ELEMENTWISE: KernelSource = KernelSource {
     name: "elementwise",
     text: include_str!("kernels/elementwise.cu"),
@@ -28,6 +28,7 @@ pub const ELEMENTWISE: KernelSource = KernelSource {
         "binary_broadcast",
         "unary",
         "add_channel_bias",
+        "batch_norm",
     ],
 };
 

@@ -617,6 +617,47 @@ fn layer_norm(gpu: &Gpu, args: &Args) -> Eval {
 /// Q/DQ parameters on the device: scales, zero points (i32), channel count, inner size.
 type QuantParams = (CudaSlice<f32>, CudaSlice<i32>, i64, i64);
 
+fn batch_norm(gpu: &Gpu, args: &Args) -> Eval {
+    let Some((x, shape)) = args.f32(0) else {
+        return Ok(None);
+    };
+    let params: Option<Vec<_>> = (1..5).map(|i| args.f32(i).map(|(p, _)| p)).collect();
+    let (Some(params), Some(&channels)) = (params, shape.get(1)) else {
+        return Ok(None);
+    };
+    let extra_outputs = args.node.outputs.iter().skip(1).any(|o| !o.is_empty());
+    if extra_outputs
+        || args.node.attr_i_or("training_mode", 0) != 0
+        || params.iter().any(|p| p.len() != channels)
+    {
+        return Ok(None);
+    }
+    let n = x.len();
+    let mut y = alloc(gpu, n)?;
+    let (count, c, inner) = (
+        n as i64,
+        channels as i64,
+        shape[2..].iter().product::<usize>() as i64,
+    );
+    let eps = args.node.attr_f_or("epsilon", 1e-5);
+    launch!(
+        gpu,
+        "batch_norm",
+        gpu.grid(n),
+        x,
+        &mut y,
+        params[0],
+        params[1],
+        params[2],
+        params[3],
+        &count,
+        &c,
+        &inner,
+        &eps
+    )?;
+    Ok(Some(vec![Value::f32(y, shape.to_vec())]))
+}
+
 /// Per-tensor or per-axis Q/DQ parameters of `args` for an input of `shape`.
 fn quant_params(gpu: &Gpu, args: &Args, shape: &[usize]) -> Result<Option<QuantParams>, ExecError> {
     let Some(Tensor::F32(scale)) = args.get(1).and_then(|a| a.host) else {
@@ -908,6 +949,7 @@ pub(crate) fn eval(gpu: &Gpu, args: &Args) -> Eval {
         "Softmax" => softmax(gpu, args, false),
         "LogSoftmax" => softmax(gpu, args, true),
         "LayerNormalization" => layer_norm(gpu, args),
+        "BatchNormalization" => batch_norm(gpu, args),
         "QuantizeLinear" => quantize(gpu, args),
         "DequantizeLinear" => dequantize(gpu, args),
         "Conv" => dense::conv(gpu, args),

@@ -111,3 +111,16 @@ extern "C" __global__ void add_channel_bias(float* y, const float* bias, i64 n, 
                                             i64 inner) {
     GRID_STRIDE(i, n) { y[i] += bias[(i / inner) % channels]; }
 }
+
+// BatchNormalization (inference) on [outer, channels, inner], in f32 exactly as the CPU executor:
+// a = scale / sqrt(var + epsilon), b = bias - mean * a, y = x * a + b (no contraction).
+extern "C" __global__ void batch_norm(const float* x, float* y, const float* scale,
+                                      const float* bias, const float* mean, const float* var,
+                                      i64 n, i64 channels, i64 inner, float epsilon) {
+    GRID_STRIDE(i, n) {
+        i64 c = (i / inner) % channels;
+        float a = scale[c] / sqrtf(var[c] + epsilon);
+        float b = bias[c] - mean[c] * a;
+        y[i] = x[i] * a + b;
+    }
+}
