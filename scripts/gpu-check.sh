@@ -7,8 +7,9 @@
 #       models they need into .gpu-carry/ (git-ignored through .git/info/exclude; < 64 MiB).
 #   scripts/gpu-check.sh             on the GPU machine (no Rust: CUDA 13 driver, PyTorch,
 #       torchvision, onnx, onnxruntime): runs from .gpu-carry/ and writes results into $OUT
-#       (default ./gpu-check-out): gpu-check.md (the table for bench-results/), the logs, and
-#       the summaries of every trtq run.
+#       (default ./gpu-check-out): gpu-check.md (the table for bench-results/), parity.log,
+#       amax.txt, machine.txt, steps.log, and details.tar.gz (every trtq run's log and summary,
+#       the export and PyTorch logs).
 #
 # What the GPU mode runs (about 4 minutes on an H100; every step has its own timeout):
 #   1. tests/cuda_parity.rs with TRTQ_REQUIRE_GPU=1: every op vs the CPU executor within 1e-4
@@ -73,6 +74,10 @@ fi
 out="${OUT:-$repo_root/gpu-check-out}"
 mkdir -p "$out"
 work="$(mktemp -d)"
+# At most 8 files come back from a device run: the per-run logs and summaries go into
+# $out/details.tar.gz, the main results stay files of their own.
+logs="$work/logs"
+mkdir -p "$logs"
 status=0
 start=$SECONDS
 note() { echo "==> [+$((SECONDS - start))s] $*" | tee -a "$out/steps.log"; }
@@ -116,12 +121,12 @@ resnet="$work/models/resnet50_torchscript.onnx"
 # dynamo exporter's file (batch 1 declared; trtq re-specializes it) is used instead.
 for exporter in torchscript dynamo; do
     if timeout 180 python3 scripts/export-torchvision.py --arch resnet50 --exporter "$exporter" \
-        --out "$work/models" >>"$out/export.log" 2>&1; then
+        --out "$work/models" >>"$logs/export.log" 2>&1; then
         resnet="$work/models/resnet50_$exporter.onnx"
         break
     fi
 done
-[[ -f "$resnet" ]] || fail "ResNet-50 export (see export.log)"
+[[ -f "$resnet" ]] || fail "ResNet-50 export (see export.log in details.tar.gz)"
 
 # config NAME MODEL INPUT BATCH SIZE SAMPLES: a calibration-only build config (synthetic data,
 # entropy, no uniform/FP16 variants, a one-batch evaluation).
@@ -147,11 +152,11 @@ YAML
 build() {
     local name="$1" device="$2"
     if timeout 240 "$carry/bin/trtq" build --cpu --device "$device" --out "$work/run-$name-$device" \
-        "$work/$name.yaml" >"$out/build-$name-$device.log" 2>&1; then
-        cp "$work/run-$name-$device/summary.json" "$out/summary-$name-$device.json"
+        "$work/$name.yaml" >"$logs/build-$name-$device.log" 2>&1; then
+        cp "$work/run-$name-$device/summary.json" "$logs/summary-$name-$device.json"
         cp "$work/run-$name-$device/calib.json" "$work/calib-$name-$device.json"
     else
-        fail "trtq build $name --device $device (see build-$name-$device.log)"
+        fail "trtq build $name --device $device (see build-$name-$device.log in details.tar.gz)"
     fi
 }
 
@@ -214,14 +219,14 @@ build det-cpu cpu
 build det-cuda cuda
 for tf32 in off on; do
     timeout 120 python3 scripts/torch_throughput.py --batch 32 --tf32 "$tf32" \
-        >"$out/torch-tf32-$tf32.json" 2>"$out/torch-tf32-$tf32.log" || fail "PyTorch throughput (tf32 $tf32)"
+        >"$logs/torch-tf32-$tf32.json" 2>"$logs/torch-tf32-$tf32.log" || fail "PyTorch throughput (tf32 $tf32)"
 done
 
-python3 - "$out" <<'PY' >"$out/gpu-check.md"
+python3 - "$out" "$logs" <<'PY' >"$out/gpu-check.md"
 import json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
+out, logs = map(pathlib.Path, sys.argv[1:])
 def load(name):
-    path = out / name
+    path = logs / name
     return json.loads(path.read_text()) if path.exists() and path.stat().st_size else None
 machine = (out / "machine.txt").read_text().strip().splitlines()
 print("# CUDA calibration: parity and throughput (scripts/gpu-check.sh)\n")
@@ -257,5 +262,6 @@ for line in (out / "amax.txt").read_text().splitlines():
 PY
 cat "$out/gpu-check.md"
 note "done (status $status)"
+tar -czf "$out/details.tar.gz" -C "$work" logs
 rm -rf "$work"
 exit "$status"
