@@ -494,6 +494,12 @@ fn op_cases() -> Vec<Case> {
             vec![("s", Tensor::from_i64s(vec![0, -1, 11]))],
         ),
         (
+            "Shape start 1",
+            Node::new("Shape", "Shape", &["x"], &["y"]).with_attr(attr::int("start", 1)),
+            vec![("x", x4())],
+            vec![],
+        ),
+        (
             "Flatten",
             Node::new("Flatten", "Flatten", &["x"], &["y"]),
             vec![("x", x4())],

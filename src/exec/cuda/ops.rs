@@ -385,6 +385,25 @@ fn shape_only(args: &Args) -> Eval {
     Ok(reshaped_shape(args, input.value.shape()).map(|shape| vec![input.value.reshaped(shape)]))
 }
 
+/// Shape (with opset-15 `start` / `end`): read from the value's shape, never its data.
+fn shape_of(args: &Args) -> Eval {
+    let Some(input) = args.get(0) else {
+        return Ok(None);
+    };
+    let dims = input.value.shape();
+    let rank = dims.len() as i64;
+    let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+    let start = clamp(args.node.attr_i_or("start", 0));
+    let end = clamp(args.node.attr_i_or("end", rank));
+    let picked: Vec<i64> = dims
+        .get(start..end.max(start))
+        .unwrap_or(&[])
+        .iter()
+        .map(|&d| d as i64)
+        .collect();
+    Ok(Some(vec![Value::Host(Rc::new(Tensor::from_i64s(picked)))]))
+}
+
 fn transpose(gpu: &Gpu, args: &Args) -> Eval {
     let Some((x, shape)) = args.f32(0) else {
         return Ok(None);
@@ -944,6 +963,7 @@ pub(crate) fn eval(gpu: &Gpu, args: &Args) -> Eval {
         "Identity" | "Dropout" | "Flatten" | "Reshape" | "Squeeze" | "Unsqueeze" => {
             shape_only(args)
         }
+        "Shape" => shape_of(args),
         "Transpose" => transpose(gpu, args),
         "Concat" => concat(gpu, args),
         "Softmax" => softmax(gpu, args, false),
