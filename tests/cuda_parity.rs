@@ -488,6 +488,17 @@ fn op_cases() -> Vec<Case> {
             vec![],
         ),
         (
+            "Slice steps and negative bounds",
+            Node::new("Slice", "Slice", &["x", "s", "e", "a", "p"], &["y"]),
+            vec![("x", x4())],
+            vec![
+                ("s", Tensor::from_i64s(vec![1, -1, 0])),
+                ("e", Tensor::from_i64s(vec![i64::MAX, 0, 9])),
+                ("a", Tensor::from_i64s(vec![1, 3, 2])),
+                ("p", Tensor::from_i64s(vec![2, -3, 4])),
+            ],
+        ),
+        (
             "Reshape",
             Node::new("Reshape", "Reshape", &["x", "s"], &["y"]),
             vec![("x", x4())],

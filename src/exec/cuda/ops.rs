@@ -441,6 +441,93 @@ fn transpose(gpu: &Gpu, args: &Args) -> Eval {
     Ok(Some(vec![Value::f32(y, out)]))
 }
 
+/// One sliced axis: first index, step and length (ONNX Slice clamping rules).
+fn slice_axis(dim: usize, start: i64, end: i64, step: i64) -> Option<(i64, i64, usize)> {
+    let dim = i64::try_from(dim).ok()?;
+    let wrap = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
+    let (first, len) = if step > 0 {
+        let first = wrap(start).clamp(0, dim);
+        let last = wrap(end).clamp(0, dim);
+        (first, ((last - first).max(0) + step - 1) / step)
+    } else if step < 0 {
+        let first = wrap(start).clamp(0, dim - 1);
+        let last = wrap(end).clamp(-1, dim - 1);
+        (first, ((first - last).max(0) - step - 1) / -step)
+    } else {
+        return None;
+    };
+    Some((first, step, usize::try_from(len).ok()?))
+}
+
+fn slice(gpu: &Gpu, args: &Args) -> Eval {
+    let Some((x, shape)) = args.f32(0) else {
+        return Ok(None);
+    };
+    let (Some(starts), Some(ends)) = (args.ints(1), args.ints(2)) else {
+        return Ok(None);
+    };
+    let rank = shape.len();
+    let axes: Vec<usize> = match args.get(3) {
+        None => (0..starts.len()).collect(),
+        Some(_) => match args
+            .ints(3)
+            .and_then(|a| a.iter().map(|&v| axis(v, rank)).collect())
+        {
+            Some(a) => a,
+            None => return Ok(None),
+        },
+    };
+    let steps = match args.get(4) {
+        None => vec![1; axes.len()],
+        Some(_) => match args.ints(4) {
+            Some(s) => s,
+            None => return Ok(None),
+        },
+    };
+    if starts.len() != axes.len()
+        || ends.len() != axes.len()
+        || steps.len() != axes.len()
+        || rank > MAX_RANK
+    {
+        return Ok(None);
+    }
+    let own = contiguous_strides(shape);
+    let mut out = shape.to_vec();
+    let mut strides = [0i64; MAX_RANK];
+    for (d, &s) in own.iter().enumerate() {
+        strides[d] = s as i64;
+    }
+    let mut offset = 0i64;
+    for (i, &a) in axes.iter().enumerate() {
+        let Some((first, step, len)) = slice_axis(shape[a], starts[i], ends[i], steps[i]) else {
+            return Ok(None);
+        };
+        offset += first * own[a] as i64;
+        strides[a] = step * own[a] as i64;
+        out[a] = len;
+    }
+    let n: usize = out.iter().product();
+    let Some(layout) = gather_strides(&out, strides) else {
+        return Ok(None);
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut y = alloc(gpu, n)?;
+    let count = n as i64;
+    launch!(
+        gpu,
+        "gather_strided",
+        gpu.grid(n),
+        x,
+        &mut y,
+        &count,
+        &offset,
+        &layout
+    )?;
+    Ok(Some(vec![Value::f32(y, out)]))
+}
+
 fn concat(gpu: &Gpu, args: &Args) -> Eval {
     let parts: Option<Vec<_>> = (0..args.inputs.len()).map(|i| args.f32(i)).collect();
     let Some(parts) = parts else {
@@ -966,6 +1053,7 @@ pub(crate) fn eval(gpu: &Gpu, args: &Args) -> Eval {
         "Shape" => shape_of(args),
         "Transpose" => transpose(gpu, args),
         "Concat" => concat(gpu, args),
+        "Slice" => slice(gpu, args),
         "Softmax" => softmax(gpu, args, false),
         "LogSoftmax" => softmax(gpu, args, true),
         "LayerNormalization" => layer_norm(gpu, args),
@@ -980,5 +1068,34 @@ pub(crate) fn eval(gpu: &Gpu, args: &Args) -> Eval {
         "MaxPool" | "AveragePool" => dense::pool(gpu, args),
         "GlobalAveragePool" | "GlobalMaxPool" => dense::global_pool(gpu, args),
         _ => unary(gpu, args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_axis_follows_onnx_clamping() {
+        // 1, 3, 5, 7 of 8.
+        assert_eq!(slice_axis(8, 1, i64::MAX, 2), Some((1, 2, 4)));
+        // 10, 7, 4, 1 of 11 (end 0 excluded).
+        assert_eq!(slice_axis(11, -1, 0, -3), Some((10, -3, 4)));
+        // Everything backwards: end below -dim clamps to "before 0".
+        assert_eq!(slice_axis(5, i64::MAX, i64::MIN, -1), Some((4, -1, 5)));
+        // Empty and invalid.
+        assert_eq!(slice_axis(5, 3, 1, 1), Some((3, 1, 0)));
+        assert_eq!(slice_axis(5, 0, 5, 0), None);
+    }
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        assert_eq!(
+            broadcast_shape(&[2, 8, 9, 11], &[8, 1, 11]),
+            Some(vec![2, 8, 9, 11])
+        );
+        assert_eq!(broadcast_shape(&[3], &[4]), None);
+        let strides = broadcast_strides(&[8, 1, 11], &[2, 8, 9, 11]);
+        assert_eq!(&strides[..4], &[0, 11, 0, 1]);
     }
 }
