@@ -633,12 +633,6 @@ fn engine_stage(
         extra_args: config.tensorrt.extra_args.clone(),
         timeout: Duration::from_secs(config.tensorrt.timeout_s),
     };
-    let matches_text = matches
-        .to_json()
-        .map_err(|e| Error::BadInput(e.to_string()))?;
-    let verify_matches =
-        crate::verify::MatchesFile::parse(&matches_text, &run.path().join("matches.json"))
-            .map_err(|e| Error::BadInput(e.to_string()))?;
     let gates = VerifyGates {
         fail_on_broken_fusion: config.verify.fail_on_broken_fusion,
         fail_on_unfused_qdq: config.verify.fail_on_unfused_qdq,
@@ -673,7 +667,7 @@ fn engine_stage(
                         }
                     })?;
                 let engine_bytes = std::fs::metadata(&built.files.engine).ok().map(|m| m.len());
-                let use_matches = (*variant == Variant::PatternInt8).then_some(&verify_matches);
+                let use_matches = (*variant == Variant::PatternInt8).then_some(matches);
                 let outcome = verify(&built.report, use_matches, &gates);
                 let batch = report.batch_size;
                 VariantReport::built(

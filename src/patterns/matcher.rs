@@ -6,12 +6,13 @@
 //! Greedy by priority: forms are tried largest first (then in library order, then form order);
 //! each form is tried at every unclaimed anchor in topological order, and a match claims its
 //! nodes. Anchors come from an op-type index and each try explores a bounded neighbourhood (a
-//! form has a handful of steps, each following one edge), so the whole search is linear in the
-//! graph size for a fixed library, and deterministic (ties broken by node order).
+//! form has a handful of steps, each following one integer edge of the [`GraphIndex`]), so the
+//! whole search is linear in the graph size for a fixed library, and deterministic (ties broken
+//! by node order).
 
+use super::index::{GraphIndex, ValueId};
 use super::pattern::{Constraint, Form, Link, Pattern, Port, Predicate};
-use super::query::GraphQuery;
-use crate::graph::{Graph, GraphError, NodeId};
+use crate::graph::{Graph, NodeId};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -47,17 +48,15 @@ impl Found {
     }
 }
 
-/// Finds the matches of `patterns` in `g`, in topological order of their first node.
-pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>, GraphError> {
-    let order = g.topo_order()?;
-    let capacity = order.iter().copied().max().map_or(0, |m| m + 1);
-    let mut position = vec![usize::MAX; capacity];
+/// Finds the matches of `patterns` in `g` (indexed as `index`), in topological order of their
+/// first node.
+pub(crate) fn find_matches(g: &Graph, index: &GraphIndex, patterns: &[Pattern]) -> Vec<Found> {
+    let capacity = index.position.len();
     // Op types interned to small integers: steps compare integers, not strings.
     let mut by_op: HashMap<&str, Vec<NodeId>> = HashMap::new();
     let mut op_ids: HashMap<&str, u32> = HashMap::new();
     let mut node_op = vec![u32::MAX; capacity];
-    for (pos, &id) in order.iter().enumerate() {
-        position[id] = pos;
+    for &id in &index.order {
         let node = g.node(id);
         if node.is_onnx() {
             by_op.entry(node.op_type.as_str()).or_default().push(id);
@@ -72,30 +71,6 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
         .collect();
     forms.sort_by_key(|&(p, f)| std::cmp::Reverse(patterns[p].forms[f].steps.len()));
 
-    // Readers of each node's output 0, by id: the search follows integer edges, not names.
-    let mut readers: Vec<Vec<(NodeId, usize)>> = vec![Vec::new(); capacity];
-    for &id in &order {
-        if let Some(out) = g.node(id).outputs.first().filter(|o| !o.is_empty()) {
-            for &c in g.consumers(out) {
-                let inputs = &g.node(c).inputs;
-                readers[id].extend(
-                    inputs
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, v)| *v == out)
-                        .map(|(s, _)| (c, s)),
-                );
-            }
-        }
-    }
-    let mut const_inputs = vec![0u64; capacity];
-    for &id in &order {
-        for (slot, v) in g.node(id).inputs.iter().enumerate().take(64) {
-            if !v.is_empty() && g.is_const(v) {
-                const_inputs[id] |= 1 << slot;
-            }
-        }
-    }
     let memo = RefCell::new(vec![Vec::new(); capacity]);
     let mut claimed = vec![false; capacity];
     let mut found = Vec::new();
@@ -122,7 +97,7 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
             .copied()
             .collect();
         if first.ops.len() > 1 {
-            anchors.sort_by_key(|&id| position[id]);
+            anchors.sort_by_key(|&id| index.position[id]);
         }
         for anchor in anchors {
             if claimed[anchor] {
@@ -130,12 +105,11 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
             }
             let search = Search {
                 g,
+                index,
                 form,
                 step_ops: &step_ops,
                 node_op: &node_op,
                 claimed: &claimed,
-                readers: &readers,
-                const_inputs: &const_inputs,
                 memo: &memo,
             };
             if let Some(steps) = search.run(anchor) {
@@ -151,23 +125,20 @@ pub(crate) fn find_matches(g: &Graph, patterns: &[Pattern]) -> Result<Vec<Found>
             }
         }
     }
-    found.sort_by_key(|m| m.nodes().map(|id| position[id]).min());
-    Ok(found)
+    found.sort_by_key(|m| m.nodes().map(|id| index.position[id]).min());
+    found
 }
 
 /// One try of one form at one anchor.
 struct Search<'a> {
     g: &'a Graph,
+    index: &'a GraphIndex,
     form: &'a Form,
     /// Interned op types each step accepts.
     step_ops: &'a [Vec<u32>],
     /// Interned op type of each node (`u32::MAX` outside the default domain).
     node_op: &'a [u32],
     claimed: &'a [bool],
-    /// Readers (node, slot) of each node's output 0.
-    readers: &'a [Vec<(NodeId, usize)>],
-    /// Per node, bit `s` set when input `s` is a constant.
-    const_inputs: &'a [u64],
     /// Predicate results per node, by predicate (shared by every try: forms repeat them).
     memo: &'a RefCell<Vec<Vec<(usize, bool)>>>,
 }
@@ -224,21 +195,28 @@ impl Search<'_> {
             Link::Anchor => Vec::new(),
             Link::Consumer { of, slot } => self
                 .resolve(of, state)
-                .and_then(|src| self.readers.get(src))
-                .map(|uses| {
-                    uses.iter()
-                        .filter(|&&(_, s)| slot.is_none_or(|want| want == s))
-                        .map(|&(c, s)| (c, Some(s)))
+                .and_then(|src| self.output0(src))
+                .map(|v| {
+                    self.index
+                        .readers(v)
+                        .filter_map(|(c, s)| s.map(|s| (c, s)))
+                        .filter(|&(_, s)| slot.is_none_or(|want| want == s))
+                        .map(|(c, s)| (c, Some(s)))
                         .collect()
                 })
                 .unwrap_or_default(),
             Link::Producer { of, slot } => self
                 .resolve(of, state)
-                .and_then(|src| self.g.node(src).input(slot))
-                .and_then(|v| self.g.producer(v))
+                .and_then(|src| self.index.input(src, slot))
+                .and_then(|v| self.index.producer(v))
                 .map(|p| vec![(p, None)])
                 .unwrap_or_default(),
         }
+    }
+
+    /// The value of node `id`'s first output.
+    fn output0(&self, id: NodeId) -> Option<ValueId> {
+        self.index.outputs(id).next().flatten()
     }
 
     /// Whether node `id` can take step `i` (op type, not claimed, not used twice, constraints).
@@ -255,23 +233,19 @@ impl Search<'_> {
         }
         let node = self.g.node(id);
         let external = external_slot(node, slot);
+        let input = |s: usize| self.index.input(id, s);
+        let is_const = |s: usize| input(s).map(|v| self.index.is_const(v));
         step.constraints.iter().all(|c| match *c {
-            Constraint::ConstInput(s) => node.input(s).is_some() && self.const_input(id, s),
-            Constraint::VarInput(s) => node.input(s).is_some() && !self.const_input(id, s),
-            Constraint::InputCount(n) => node.inputs.iter().filter(|v| !v.is_empty()).count() == n,
-            Constraint::GraphInput(s) => node.input(s).is_some_and(|v| self.g.is_input(v)),
-            Constraint::ExternalConst => external
-                .filter(|&s| node.input(s).is_some())
-                .is_some_and(|s| self.const_input(id, s)),
-            Constraint::ExternalVar => external
-                .filter(|&s| node.input(s).is_some())
-                .is_some_and(|s| !self.const_input(id, s)),
+            Constraint::ConstInput(s) => is_const(s) == Some(true),
+            Constraint::VarInput(s) => is_const(s) == Some(false),
+            Constraint::InputCount(n) => self.index.inputs(id).flatten().count() == n,
+            Constraint::GraphInput(s) => input(s).is_some_and(|v| self.index.is_graph_input(v)),
+            Constraint::ExternalConst => external.and_then(is_const) == Some(true),
+            Constraint::ExternalVar => external.and_then(is_const) == Some(false),
             Constraint::ExternalFrom(label) => {
-                let value = external.and_then(|s| node.input(s));
-                let from = self
-                    .resolve(label, state)
-                    .and_then(|p| self.g.node(p).outputs.first());
-                value.is_some() && value.map(str::to_string).as_ref() == from
+                let value = external.and_then(input);
+                let from = self.resolve(label, state).and_then(|p| self.output0(p));
+                value.is_some() && value == from
             }
             Constraint::SameInput {
                 slot: s,
@@ -280,23 +254,11 @@ impl Search<'_> {
             } => {
                 let other = self
                     .resolve(label, state)
-                    .and_then(|o| self.g.node(o).input(other_slot));
-                node.input(s).is_some() && node.input(s) == other
+                    .and_then(|o| self.index.input(o, other_slot));
+                input(s).is_some() && input(s) == other
             }
             Constraint::Holds(p) => self.holds(id, p),
         })
-    }
-
-    /// Whether input `slot` of node `id` is a constant (precomputed for the first 64 inputs).
-    fn const_input(&self, id: NodeId, slot: usize) -> bool {
-        match self.const_inputs.get(id) {
-            Some(bits) if slot < 64 => bits >> slot & 1 == 1,
-            _ => self
-                .g
-                .node(id)
-                .input(slot)
-                .is_some_and(|v| self.g.is_const(v)),
-        }
     }
 
     /// A predicate's result for a node, computed once.
@@ -331,14 +293,10 @@ impl Search<'_> {
         };
         debug_assert!(!inner.contains(&last));
         inner.iter().all(|&id| {
-            self.g
-                .node(id)
-                .outputs
-                .iter()
-                .filter(|o| !o.is_empty())
-                .all(|o| {
-                    !self.g.is_output(o) && self.g.consumers(o).iter().all(|c| nodes.contains(c))
-                })
+            self.index.outputs(id).flatten().all(|v| {
+                !self.index.is_graph_output(v)
+                    && self.index.readers(v).all(|(c, _)| nodes.contains(&c))
+            })
         })
     }
 }

@@ -1,19 +1,23 @@
 //! The pattern engine: which node groups TensorRT fuses, and where each group wants its Q/DQ.
 //!
-//! Owns: patterns as data ([`Pattern`], [`Form`], [`Step`], ...), the matcher, the transform
-//! stage ([`transform`]: match, then apply every rewrite as one patch), BatchNormalization
-//! folding, the [`PatternMatch`] records and their `matches.json` form ([`MatchesFile`]), and the
-//! TensorRT library ([`tensorrt`]).
+//! Owns: patterns as data ([`Pattern`], [`Form`], [`Step`], ...), the matcher and the integer
+//! graph index it runs on, the transform stage ([`transform`]: match, then apply every rewrite as
+//! one patch), BatchNormalization folding, the [`PatternMatch`] records and their `matches.json`
+//! form ([`MatchesFile`]: written by the pipeline, read back by verify), and the TensorRT library
+//! ([`tensorrt`]).
 //! Does not own: inserting Q/DQ ([`crate::quantize`]), calibration, or anything about engines.
 
 mod fold;
+mod index;
 mod matcher;
+mod matches_file;
 mod pattern;
 pub mod query;
 pub mod tensorrt;
 mod transform;
 
 pub use fold::{bn_is_foldable, layer_is_foldable};
+pub use matches_file::{MatchesError, MatchesFile};
 pub use pattern::{Constraint, Form, Link, Pattern, Port, Predicate, QdqPoint, Rewrite, Step};
 pub use transform::{find_matches, transform};
 
@@ -36,7 +40,8 @@ pub enum PatternError {
     },
 }
 
-/// One fused group found in the model.
+/// One fused group found in the model (one entry of matches.json's `matches`; reading, only
+/// `pattern` and `nodes` are required).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PatternMatch {
     /// The pattern's name, e.g. `ConvBNAddReLU`.
@@ -44,12 +49,16 @@ pub struct PatternMatch {
     /// Matched node names in the model given to [`transform`] (step order).
     pub nodes: Vec<String>,
     /// The same group's node names after the rewrite (e.g. without the folded BN).
+    #[serde(default)]
     pub nodes_after: Vec<String>,
     /// Non-constant values the group reads from outside.
+    #[serde(default)]
     pub inputs: Vec<String>,
     /// Values the group produces for the outside (graph outputs included).
+    #[serde(default)]
     pub outputs: Vec<String>,
     /// Each QDQ point of the pattern resolved to a tensor name.
+    #[serde(default)]
     pub qdq_points: BTreeMap<QdqPoint, String>,
 }
 
@@ -62,31 +71,4 @@ pub struct TransformResult {
     pub matches: Vec<PatternMatch>,
     /// Names of the input model's nodes no pattern covers, in topological order.
     pub unmatched: Vec<String>,
-}
-
-/// The content of `matches.json` (DESIGN.md, Artifacts).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MatchesFile {
-    /// The matches.
-    pub matches: Vec<PatternMatch>,
-    /// Node names no pattern covers.
-    pub unmatched: Vec<String>,
-    /// Groups of tensors that must share one scale (written by Q/DQ insertion).
-    pub tie_groups: Vec<Vec<String>>,
-}
-
-impl MatchesFile {
-    /// The file for a transform result and the tie groups Q/DQ insertion recorded.
-    pub fn new(result: &TransformResult, tie_groups: Vec<Vec<String>>) -> MatchesFile {
-        MatchesFile {
-            matches: result.matches.clone(),
-            unmatched: result.unmatched.clone(),
-            tie_groups,
-        }
-    }
-
-    /// Pretty JSON text.
-    pub fn to_json(&self) -> Result<String, serde_json::Error> {
-        serde_json::to_string_pretty(self)
-    }
 }

@@ -8,9 +8,9 @@
 //! of them succeeded are they applied to a copy, so an error never leaves a half-edited model.
 
 use super::fold::{FoldEdit, plan_fold};
+use super::index::{GraphIndex, ValueId};
 use super::matcher::{self, Bound, Found, port_value};
 use super::pattern::{Pattern, Rewrite};
-use super::query::GraphQuery;
 use super::{PatternError, PatternMatch, TransformResult};
 use crate::graph::{Graph, Model, NodeId};
 use std::collections::{BTreeMap, HashSet};
@@ -22,17 +22,19 @@ pub fn find_matches(
     patterns: &[Pattern],
 ) -> Result<Vec<PatternMatch>, PatternError> {
     let g = &model.graph;
-    let found = matcher::find_matches(g, patterns)?;
+    let index = GraphIndex::new(g)?;
+    let found = matcher::find_matches(g, &index, patterns);
     Ok(found
         .iter()
-        .map(|f| describe(g, patterns, f, &HashSet::new()))
+        .map(|f| describe(g, &index, patterns, f, &HashSet::new()))
         .collect())
 }
 
 /// Matches `patterns` on `model` and applies their rewrites (BatchNormalization folding).
 pub fn transform(model: &Model, patterns: &[Pattern]) -> Result<TransformResult, PatternError> {
     let g = &model.graph;
-    let found = matcher::find_matches(g, patterns)?;
+    let index = GraphIndex::new(g)?;
+    let found = matcher::find_matches(g, &index, patterns);
 
     let mut folds: Vec<FoldEdit> = Vec::new();
     for f in &found {
@@ -43,12 +45,13 @@ pub fn transform(model: &Model, patterns: &[Pattern]) -> Result<TransformResult,
     let removed: HashSet<NodeId> = folds.iter().map(|e| e.bn).collect();
     let matches: Vec<PatternMatch> = found
         .iter()
-        .map(|f| describe(g, patterns, f, &removed))
+        .map(|f| describe(g, &index, patterns, f, &removed))
         .collect();
     let covered: HashSet<NodeId> = found.iter().flat_map(Found::nodes).collect();
-    let unmatched = g
-        .topo_order()?
-        .into_iter()
+    let unmatched = index
+        .order
+        .iter()
+        .copied()
         .filter(|id| !covered.contains(id))
         .map(|id| g.node(id).name.clone())
         .collect();
@@ -117,27 +120,38 @@ fn apply_folds(g: &mut Graph, folds: Vec<FoldEdit>) -> Result<(), PatternError> 
 }
 
 /// The record of one match: names before and after the rewrite, boundary, QDQ points.
-fn describe(g: &Graph, patterns: &[Pattern], f: &Found, removed: &HashSet<NodeId>) -> PatternMatch {
+fn describe(
+    g: &Graph,
+    index: &GraphIndex,
+    patterns: &[Pattern],
+    f: &Found,
+    removed: &HashSet<NodeId>,
+) -> PatternMatch {
     let pattern = &patterns[f.pattern];
     let form = &pattern.forms[f.form];
     let ids: Vec<NodeId> = f.nodes().collect();
-    let produced: HashSet<&str> = ids
+    let produced: Vec<ValueId> = ids
         .iter()
-        .flat_map(|&id| g.node(id).outputs.iter().map(String::as_str))
+        .flat_map(|&id| index.outputs(id).flatten())
         .collect();
     let mut inputs: Vec<String> = Vec::new();
     let mut outputs: Vec<String> = Vec::new();
+    let mut seen_inputs: Vec<ValueId> = Vec::new();
     for &id in &ids {
         let node = g.node(id);
-        for v in node.inputs.iter().filter(|v| !v.is_empty()) {
-            if !produced.contains(v.as_str()) && !g.is_const(v) && !inputs.contains(v) {
-                inputs.push(v.clone());
+        for (v, name) in index.inputs(id).zip(&node.inputs) {
+            let Some(v) = v else { continue };
+            if !produced.contains(&v) && !index.is_const(v) && !seen_inputs.contains(&v) {
+                seen_inputs.push(v);
+                inputs.push(name.clone());
             }
         }
-        for o in node.outputs.iter().filter(|o| !o.is_empty()) {
-            let leaves = g.is_output(o) || g.consumers(o).iter().any(|c| !ids.contains(c));
-            if leaves && !outputs.contains(o) {
-                outputs.push(o.clone());
+        for (v, name) in index.outputs(id).zip(&node.outputs) {
+            let Some(v) = v else { continue };
+            let leaves =
+                index.is_graph_output(v) || index.readers(v).any(|(c, _)| !ids.contains(&c));
+            if leaves {
+                outputs.push(name.clone());
             }
         }
     }

@@ -182,6 +182,8 @@ fn draw_panel<DB: DrawingBackend>(
     let max = values.iter().copied().fold(0.0_f64, f64::max);
     let x_end = if max > 0.0 { max * 1.3 } else { 1.0 };
     // Segments count from the bottom; the first variant goes on top.
+    // One segment per variant: the inner range `0..=rows-1` (plotters' segmented ranges include
+    // their end), so no empty segment and no unlabelled tick sit above the top bar.
     let rows = panel.figures.len();
     let row = |i: usize| rows - 1 - i;
     let names: Vec<String> = panel
@@ -195,7 +197,7 @@ fn draw_panel<DB: DrawingBackend>(
         .margin(8)
         .x_label_area_size(24)
         .y_label_area_size(110)
-        .build_cartesian_2d(0.0..x_end, (0..rows).into_segmented())?;
+        .build_cartesian_2d(0.0..x_end, (0..rows.saturating_sub(1)).into_segmented())?;
     chart
         .configure_mesh()
         .disable_y_mesh()
@@ -228,7 +230,7 @@ fn draw_panel<DB: DrawingBackend>(
                 let mut bar = Rectangle::new(
                     [
                         (0.0, SegmentValue::Exact(row(i))),
-                        (*value, SegmentValue::Exact(row(i) + 1)),
+                        (*value, segment_top(row(i), rows)),
                     ],
                     BAR.filled(),
                 );
@@ -256,4 +258,13 @@ fn draw_panel<DB: DrawingBackend>(
         }
     }
     Ok(())
+}
+
+/// The upper edge of segment `row` of `rows`: the next segment's start, or the axis end.
+fn segment_top(row: usize, rows: usize) -> SegmentValue<usize> {
+    if row + 1 < rows {
+        SegmentValue::Exact(row + 1)
+    } else {
+        SegmentValue::Last
+    }
 }

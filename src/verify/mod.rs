@@ -10,17 +10,16 @@ mod checks;
 mod engine_view;
 mod finding;
 mod gates;
-mod matches;
 mod text;
 
 use serde::{Deserialize, Serialize};
 
 use crate::trt::report::EngineReport;
 
+pub use crate::patterns::{MatchesError, MatchesFile};
 pub use checks::reformat::ReformatStats;
 pub use finding::{Finding, FindingKind, Severity};
 pub use gates::VerifyGates;
-pub use matches::{MatchRecord, MatchesError, MatchesFile};
 
 /// The `summary` object of the verify JSON (DESIGN.md "Artifacts"; field names are a contract).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

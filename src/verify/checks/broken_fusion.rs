@@ -8,8 +8,9 @@
 use std::collections::BTreeSet;
 
 use super::super::engine_view::EngineView;
-use super::super::{Finding, FindingKind, MatchRecord, MatchesFile, VerifyGates};
+use super::super::{Finding, FindingKind, MatchesFile, VerifyGates};
 use super::{gated, time_of};
+use crate::patterns::PatternMatch;
 
 /// One finding per broken match.
 pub(crate) fn check(
@@ -24,7 +25,7 @@ pub(crate) fn check(
         .collect()
 }
 
-fn finding(view: &EngineView<'_>, record: &MatchRecord, gates: &VerifyGates) -> Option<Finding> {
+fn finding(view: &EngineView<'_>, record: &PatternMatch, gates: &VerifyGates) -> Option<Finding> {
     let placed: Vec<(&str, &[usize])> = record
         .nodes
         .iter()
