@@ -19,6 +19,7 @@ pub mod patterns;
 pub mod pipeline;
 pub mod progress;
 pub mod quantize;
+pub mod rebatch;
 pub mod report;
 pub mod trt;
 pub mod ui;

@@ -16,6 +16,7 @@ use crate::patterns::{MatchesFile, PatternMatch, tensorrt, transform};
 use crate::quantize::{
     QuantConfig, insert_qdq, set_activation_scales, tie_groups, uniform::insert_qdq_uniform,
 };
+use crate::rebatch::{check_same_model, normalize_at_batch};
 use crate::report::{BuiltEngine, NO_TENSORRT, RunReport, Variant, VariantReport, qdq_node_count};
 use crate::trt::driver::{BuildSettings, Trtexec, TypingPolicy};
 use crate::verify::{VerifyGates, verify};
@@ -89,6 +90,8 @@ pub struct CalibrationSummary {
     pub samples: usize,
     /// Passes over the data.
     pub passes: usize,
+    /// Samples per executor run, in calibration and evaluation.
+    pub batch_size: usize,
     /// Wall time in seconds.
     pub seconds: f64,
     /// Tensors calibrated.
@@ -131,6 +134,125 @@ fn quantize_stage(model: &Model, config: &Config) -> Result<Quantized, Error> {
     })
 }
 
+/// The Q/DQ models of `declared` rebuilt at `batch` samples per run from the model file, checked
+/// to be the declared ones with another batch (see [`crate::rebatch`]).
+fn batched_stage(
+    config: &Config,
+    norm_opts: &NormalizeOptions,
+    inputs: &[ModelInput],
+    declared: &Quantized,
+    batch: usize,
+) -> Result<Quantized, String> {
+    let declared_batch = declared_batch(inputs).unwrap_or(1);
+    let original = crate::load(&config.model).map_err(|e| e.to_string())?;
+    let normalized =
+        normalize_at_batch(original, norm_opts, inputs, batch).map_err(|e| e.to_string())?;
+    let batched = quantize_stage(&normalized, config).map_err(|e| e.to_string())?;
+    let pairs = [
+        (Some(&declared.fused), Some(&batched.fused)),
+        (Some(&declared.pattern), Some(&batched.pattern)),
+        (declared.uniform.as_ref(), batched.uniform.as_ref()),
+    ];
+    for (want, got) in pairs {
+        if let (Some(want), Some(got)) = (want, got) {
+            check_same_model(want, got, declared_batch, batch).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(batched)
+}
+
+/// The batch dimension the inputs fix (`None` when it is dynamic).
+fn declared_batch(inputs: &[ModelInput]) -> Option<usize> {
+    inputs
+        .first()
+        .and_then(|i| i.dims.first())
+        .and_then(|&d| usize::try_from(d).ok())
+}
+
+/// The evaluation data and its sample limit (the calibration data without an `evaluation:`).
+fn eval_split(config: &Config) -> (&crate::config::DataSource, usize) {
+    match &config.evaluation {
+        Some(e) => (&e.data, e.max_samples),
+        None => (&config.calibration.data, config.calibration.max_samples),
+    }
+}
+
+/// What calibration and evaluation run: the models rebuilt at the batch size (`None`: the
+/// declared ones), their inputs, and the samples per executor run.
+struct RunBatch {
+    batched: Option<Quantized>,
+    inputs: Vec<ModelInput>,
+    batch: usize,
+}
+
+/// Chooses the batch calibration and evaluation run at: `calibration.batch_size`, no more than
+/// either split holds; a model with a fixed batch is rebuilt at it (or, when it cannot be, runs
+/// at the declared batch with a warning). Checks both splits against the model and warns about
+/// the samples a fixed batch leaves out.
+fn run_batch(
+    config: &Config,
+    norm_opts: &NormalizeOptions,
+    inputs: &[ModelInput],
+    declared: &Quantized,
+    device: &CalibrationDevice,
+    warnings: &mut Vec<String>,
+) -> Result<RunBatch, Error> {
+    let mut warn = |w: String| {
+        ui::warn(&w);
+        warnings.push(w);
+    };
+    let requested = match config.calibration.batch_size {
+        crate::config::BatchSize::Fixed(n) => n,
+        crate::config::BatchSize::Auto => {
+            device.auto_batch(&declared.fused, declared_batch(inputs).unwrap_or(1))
+        }
+    };
+    let calib = (&config.calibration.data, config.calibration.max_samples);
+    let splits = [("calibration", calib), ("evaluation", eval_split(config))];
+    let data_err = |e: calib_data::DataError| Error::BadInput(e.to_string());
+    let mut counts = [0; 2];
+    for (count, (_, (source, max))) in counts.iter_mut().zip(&splits) {
+        *count = calib_data::available_samples(source, inputs, *max, 0).map_err(data_err)?;
+    }
+    let wanted = counts.iter().fold(requested, |b, &n| b.min(n)).max(1);
+    let batched = match declared_batch(inputs) {
+        Some(fixed) if fixed != wanted => {
+            match batched_stage(config, norm_opts, inputs, declared, wanted) {
+                Ok(batched) => Some(batched),
+                Err(why) => {
+                    warn(format!(
+                        "calibration and evaluation run batches of {fixed} (the declared batch), \
+                         not {wanted}: {why}"
+                    ));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let inputs = match &batched {
+        Some(b) => model_inputs(&b.fused)?,
+        None => inputs.to_vec(),
+    };
+    let batch = declared_batch(&inputs).unwrap_or(wanted);
+    for ((split, (source, max)), count) in splits.iter().zip(counts) {
+        let opened = calib_data::open(source, &inputs, batch, *max, 0).map_err(data_err)?;
+        let used = opened.total().unwrap_or(count);
+        if used < count {
+            warn(format!(
+                "{split}: {} of {count} samples left out: the model runs batches of exactly \
+                 {batch}; give a multiple of {batch} samples (max_samples) to use them all",
+                count - used
+            ));
+        }
+    }
+    Ok(RunBatch {
+        batched,
+        inputs,
+        batch,
+    })
+}
+
 /// Activation tensors that carry a QuantizeLinear in any of `models` (the ones calibration observes).
 fn observed_tensors(models: &[&Model]) -> Vec<String> {
     let mut set = BTreeSet::new();
@@ -158,17 +280,6 @@ fn model_inputs(model: &Model) -> Result<Vec<ModelInput>, Error> {
         .filter(|i| i.name.as_deref().is_some_and(|n| g.is_input(n)))
         .map(|i| ModelInput::from_value_info(i).map_err(|e| Error::BadInput(e.to_string())))
         .collect()
-}
-
-/// The batch dim the model's inputs declare (1 when dynamic or absent): what the plan's static
-/// shapes are sized for.
-fn declared_batch(inputs: &[ModelInput]) -> usize {
-    inputs
-        .first()
-        .and_then(|i| i.dims.first())
-        .and_then(|&d| usize::try_from(d).ok())
-        .filter(|&d| d > 0)
-        .unwrap_or(1)
 }
 
 /// Where calibration runs, as chosen from the config and `--device`.
@@ -372,28 +483,32 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     ));
     let device = calibration_device(&config, opts)?;
     let inputs = model_inputs(&q.fused)?;
-    let batch = match config.calibration.batch_size {
-        crate::config::BatchSize::Fixed(n) => n,
-        crate::config::BatchSize::Auto => device.auto_batch(&q.fused, declared_batch(&inputs)),
-    };
+    let RunBatch {
+        batched,
+        inputs: run_inputs,
+        batch: run_batch,
+    } = run_batch(&config, &norm_opts, &inputs, &q, &device, &mut warnings)?;
     let calib_source = &config.calibration.data;
+    let (eval_source, eval_max) = eval_split(&config);
+    let data_err = |e: calib_data::DataError| Error::BadInput(e.to_string());
     let open_calib = || {
         calib_data::open(
             calib_source,
-            &inputs,
-            batch,
+            &run_inputs,
+            run_batch,
             config.calibration.max_samples,
             0,
         )
     };
-    drop(open_calib().map_err(|e| Error::BadInput(e.to_string()))?);
+    let open_eval = || calib_data::open(eval_source, &run_inputs, run_batch, eval_max, 0);
     if config.calibration_is_synthetic() {
         let w = "calibration data is synthetic (uniform random in [0, 1)): the scales are only good for latency work, not for accuracy".to_string();
         ui::warn(&w);
         warnings.push(w);
     }
 
-    let (mut backend, calibrated_on) = device.backend(&q.fused, &config.model)?;
+    let run_fused = batched.as_ref().map_or(&q.fused, |b| &b.fused);
+    let (mut backend, calibrated_on) = device.backend(run_fused, &config.model)?;
 
     let mut run = OutputDir::create(&out, &config.model)?;
     run.save_model(&model, "model.normalized.onnx")?;
@@ -442,6 +557,12 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     if let Some(u) = uniform.as_mut() {
         set_activation_scales(u, &amax).map_err(|e| Error::BadInput(e.to_string()))?;
     }
+    let mut batched = batched;
+    if let Some(b) = batched.as_mut() {
+        for m in std::iter::once(&mut b.pattern).chain(b.uniform.as_mut()) {
+            set_activation_scales(m, &amax).map_err(|e| Error::BadInput(e.to_string()))?;
+        }
+    }
     let matches_file = MatchesFile {
         matches: q.matches.clone(),
         unmatched: q.unmatched.clone(),
@@ -454,18 +575,21 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     }
     run.write_json("calib.json", &calib)?;
 
-    // Accuracy on the evaluation split (or the calibration data).
-    let (eval_source, eval_max) = match &config.evaluation {
-        Some(e) => (&e.data, e.max_samples),
-        None => (calib_source, config.calibration.max_samples),
-    };
-    let mut eval_data = calib_data::open(eval_source, &inputs, batch, eval_max, 0)
-        .map_err(|e| Error::BadInput(e.to_string()))?;
+    // Accuracy on the evaluation split (or the calibration data), at the calibration batch.
+    let mut eval_data = open_eval().map_err(data_err)?;
     let mut candidates: Vec<(&str, &Model)> = vec![(Variant::PatternInt8.key(), &pattern)];
     if let Some(u) = &uniform {
         candidates.push((Variant::UniformInt8.key(), u));
     }
-    let accuracy = evaluate(&q.fused, &candidates, eval_data.as_mut())
+    let (eval_reference, eval_candidates) = match &batched {
+        Some(b) => {
+            let mut run: Vec<(&str, &Model)> = vec![(Variant::PatternInt8.key(), &b.pattern)];
+            run.extend(b.uniform.as_ref().map(|u| (Variant::UniformInt8.key(), u)));
+            (&b.fused, run)
+        }
+        None => (&q.fused, candidates.clone()),
+    };
+    let accuracy = evaluate(eval_reference, &eval_candidates, eval_data.as_mut())
         .map_err(|e| Error::BadInput(format!("evaluation: {e}")))?;
     run.write_json("accuracy.json", &accuracy)?;
     for (k, a) in &accuracy {
@@ -545,6 +669,7 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
             data: format!("{:?}", config.calibration.data),
             samples: calib.samples,
             passes: calib.passes,
+            batch_size: calib.batch_size,
             seconds: calib.seconds,
             tensors: calib.tensors.len(),
             device: calibrated_on.clone(),

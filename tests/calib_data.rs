@@ -141,6 +141,18 @@ fn a_fixed_batch_dimension_sets_the_batch_and_drops_the_partial_tail() {
     let (sizes, joined) = drain(source.as_mut(), "x");
     assert_eq!(sizes, vec![4, 4]);
     assert_eq!(joined, counting(10).slice_axis(Axis(0), (0..8).into()));
+    // What the source holds, whatever the batch: the caller learns that 2 were left out.
+    let x = input("x", DataType::Float, &[4, 2, 3]);
+    let available =
+        |max, skip| data::available_samples(&npy(&path), std::slice::from_ref(&x), max, skip);
+    assert_eq!(available(100, 0).unwrap(), 10);
+    assert_eq!(available(7, 0).unwrap(), 7);
+    assert_eq!(available(100, 9).unwrap(), 1);
+    let synthetic = data::available_samples(&DataSource::Synthetic { seed: 0 }, &[x], 33, 0);
+    assert_eq!(synthetic.unwrap(), 33);
+    let wrong = input("x", DataType::Float, &[4, 3, 2]);
+    let error = data::available_samples(&npy(&path), &[wrong], 100, 0).unwrap_err();
+    assert!(matches!(error, DataError::ShapeMismatch { .. }), "{error}");
 }
 
 #[test]

@@ -61,6 +61,12 @@ pub struct CalibrationResult {
     pub samples: usize,
     /// Forward passes made over the data (1 for `max`, else 2).
     pub passes: usize,
+    /// Samples per executor run: the largest batch of a pass (only the last may be shorter).
+    #[serde(default)]
+    pub batch_size: usize,
+    /// Executor runs per pass.
+    #[serde(default)]
+    pub batches: usize,
     /// Wall time, seconds.
     pub seconds: f64,
     /// Per tensor statistics.
@@ -120,23 +126,33 @@ impl<C: Collector> Observer for Stage<C> {
     }
 }
 
-/// Runs every batch of `data` through `backend`, feeding `stage`; returns the sample count.
+/// What one pass over the data ran.
+#[derive(Clone, Copy, Default)]
+struct PassCount {
+    samples: usize,
+    batches: usize,
+    largest_batch: usize,
+}
+
+/// Runs every batch of `data` through `backend`, feeding `stage`; returns what it ran.
 fn pass<C: Collector>(
     backend: &mut dyn Backend,
     data: &mut dyn BatchSource,
     stage: &mut Stage<C>,
     progress: &dyn Fn(usize),
-) -> Result<usize, CalibrateError> {
-    let mut samples = 0;
+) -> Result<PassCount, CalibrateError> {
+    let mut count = PassCount::default();
     while let Some(batch) = data.next_batch()? {
         backend.run(batch.inputs, stage)?;
-        samples += batch.samples;
-        progress(samples);
+        count.samples += batch.samples;
+        count.batches += 1;
+        count.largest_batch = count.largest_batch.max(batch.samples);
+        progress(count.samples);
         if let Some(name) = stage.error.take() {
             return Err(CalibrateError::NotFloat(name));
         }
     }
-    Ok(samples)
+    Ok(count)
 }
 
 /// Calibrates `tensors` of the model prepared in `backend`. `open_data` opens the data source
@@ -174,7 +190,8 @@ pub fn calibrate(
         error: None,
     };
     let mut data = open_data()?;
-    let samples = pass(backend, data.as_mut(), &mut first, &|n| progress(1, n))?;
+    let count = pass(backend, data.as_mut(), &mut first, &|n| progress(1, n))?;
+    let samples = count.samples;
     if samples == 0 {
         return Err(CalibrateError::NoData);
     }
@@ -265,6 +282,8 @@ pub fn calibrate(
         method: method.name().to_string(),
         samples,
         passes,
+        batch_size: count.largest_batch,
+        batches: count.batches,
         seconds: start.elapsed().as_secs_f64(),
         tensors: stats,
         tie_groups: groups,

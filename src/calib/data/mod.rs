@@ -13,8 +13,11 @@
 //! Batch size: when every model input has a dynamic first dimension (given as `-1` in
 //! [`ModelInput::dims`]) batches hold `batch_size` samples and the last one may be shorter.
 //! When the model fixes its batch dimension to `B`, every batch holds exactly `B` samples
-//! (`batch_size` is then ignored) and trailing samples that do not fill a whole batch are left
-//! out; [`BatchSource::total`] counts only the samples that are yielded.
+//! (`batch_size` is then ignored: a model with a fixed batch cannot run a shorter one) and the
+//! trailing samples that do not fill a whole batch are left out; [`BatchSource::total`] counts
+//! only the samples that are yielded, and [`available_samples`] how many the source holds, so a
+//! caller can say how many were left out. `trtq build` re-specializes the model to the
+//! configured `batch_size` (see [`crate::rebatch`]), so its batches are fixed at that size.
 
 mod images;
 mod npy;
@@ -245,7 +248,65 @@ pub fn open(
     skip: usize,
 ) -> Result<Box<dyn BatchSource>, DataError> {
     let batch = BatchShape::of(inputs, batch_size)?;
-    let (reader, available): (Box<dyn SampleReader>, Option<usize>) = match source {
+    let (mut reader, available) = open_reader(source, inputs)?;
+    let after_skip = usable_samples(available, max_samples, skip);
+    let total = if batch.fixed {
+        after_skip - after_skip % batch.size
+    } else {
+        after_skip
+    };
+    if total == 0 {
+        return Err(DataError::NoSamples {
+            source_name: source_name(source),
+            available: available.unwrap_or(0),
+            skip,
+            batch: batch.size,
+        });
+    }
+    reader.skip(skip)?;
+    Ok(Box::new(Batches {
+        reader,
+        batch_size: batch.size,
+        remaining: total,
+        total,
+    }))
+}
+
+/// How many samples `source` yields for a model with these `inputs` after skipping `skip`, at
+/// most `max_samples`, whatever the batch size (a fixed batch may leave the last few out).
+/// Checks the source against the inputs as [`open`] does; the batch dimension is not checked.
+pub fn available_samples(
+    source: &DataSource,
+    inputs: &[ModelInput],
+    max_samples: usize,
+    skip: usize,
+) -> Result<usize, DataError> {
+    let (_, available) = open_reader(source, inputs)?;
+    Ok(usable_samples(available, max_samples, skip))
+}
+
+/// The samples left after `skip`, at most `max_samples` (`available: None` = endless).
+fn usable_samples(available: Option<usize>, max_samples: usize, skip: usize) -> usize {
+    available.map_or(max_samples, |n| n.saturating_sub(skip).min(max_samples))
+}
+
+/// How a source is named in messages.
+fn source_name(source: &DataSource) -> String {
+    source
+        .path()
+        .map_or_else(|| "synthetic data".to_owned(), |p| p.display().to_string())
+}
+
+/// The reader of `source`'s form, checked against `inputs`, and how many samples it holds
+/// (`None` for an endless source).
+fn open_reader(
+    source: &DataSource,
+    inputs: &[ModelInput],
+) -> Result<(Box<dyn SampleReader>, Option<usize>), DataError> {
+    if inputs.is_empty() {
+        return Err(DataError::NoModelInputs);
+    }
+    Ok(match source {
         DataSource::Npy { path } => {
             let reader = npy::NpySamples::open(path, single_input("npy", inputs)?)?;
             let available = reader.len();
@@ -270,31 +331,7 @@ pub fn open(
             Box::new(synthetic::SyntheticSamples::new(*seed, inputs)?),
             None,
         ),
-    };
-    let after_skip = available.map_or(max_samples, |n| n.saturating_sub(skip).min(max_samples));
-    let total = if batch.fixed {
-        after_skip - after_skip % batch.size
-    } else {
-        after_skip
-    };
-    if total == 0 {
-        return Err(DataError::NoSamples {
-            source_name: source
-                .path()
-                .map_or_else(|| "synthetic data".to_owned(), |p| p.display().to_string()),
-            available: available.unwrap_or(0),
-            skip,
-            batch: batch.size,
-        });
-    }
-    let mut batches = Batches {
-        reader,
-        batch_size: batch.size,
-        remaining: total,
-        total,
-    };
-    batches.reader.skip(skip)?;
-    Ok(Box::new(batches))
+    })
 }
 
 /// The only model input, for forms that feed one input.
@@ -320,9 +357,6 @@ struct BatchShape {
 impl BatchShape {
     /// The model's fixed batch dimension (all inputs must agree), else `batch_size`.
     fn of(inputs: &[ModelInput], batch_size: usize) -> Result<BatchShape, DataError> {
-        if inputs.is_empty() {
-            return Err(DataError::NoModelInputs);
-        }
         let mut fixed: Option<(&str, usize)> = None;
         for input in inputs {
             let first = input.dims.first().copied();
