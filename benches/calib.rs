@@ -1,9 +1,10 @@
-//! Hot paths of calibration: the two passes' per-value work and the per-tensor threshold searches.
+//! Hot paths of calibration: the single pass's per-value work (abs-max scan, fine-grid fill) and
+//! the per-tensor threshold searches.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use trtq::calib::{Collector, Histogram, MaxCollector, Method, Percentile};
+use trtq::calib::{Collector, HistogramCollector, MaxCollector, Method};
 
 /// Deterministic Laplace-like values (inverse CDF over a low-discrepancy sequence).
 fn laplace_values(n: usize) -> Vec<f32> {
@@ -27,13 +28,11 @@ fn passes(c: &mut Criterion) {
             collector
         })
     });
-    let mut range = MaxCollector::default();
-    range.observe(&values);
     group.bench_function("histogram_pass_4M", |b| {
         b.iter(|| {
-            let mut histogram = Histogram::new(range.abs_max()).unwrap();
-            histogram.add(black_box(&values));
-            histogram
+            let mut collector = HistogramCollector::new(Method::Entropy);
+            collector.observe(black_box(&values));
+            collector
         })
     });
     group.finish();
@@ -41,13 +40,12 @@ fn passes(c: &mut Criterion) {
 
 fn searches(c: &mut Criterion) {
     let values = laplace_values(1 << 20);
-    let mut range = MaxCollector::default();
-    range.observe(&values);
-    let mut histogram = Histogram::new(range.abs_max()).unwrap();
-    histogram.add(&values);
+    let mut collector = HistogramCollector::new(Method::Entropy);
+    collector.observe(&values);
+    let histogram = collector.histogram().unwrap();
     let mut group = c.benchmark_group("calib_search");
     for method in [
-        Method::Percentile(Percentile::new(99.99).unwrap()),
+        Method::Percentile(trtq::calib::Percentile::new(99.99).unwrap()),
         Method::Entropy,
         Method::Mse,
     ] {
@@ -55,6 +53,9 @@ fn searches(c: &mut Criterion) {
             b.iter(|| black_box(&histogram).amax(method))
         });
     }
+    group.bench_function("to_2048_bins", |b| {
+        b.iter(|| black_box(&collector).histogram().unwrap())
+    });
     group.finish();
 }
 

@@ -5,9 +5,11 @@ Written from the published algorithms, independently of the Rust code (which com
 entropy search from prefix sums; this file computes every candidate's distributions in full):
 
 - max: the largest finite |x|.
-- histogram: 2048 bins of |x| over [0, abs-max], filled by trtq's documented rule
-  (f32 scale = min(2048 / range_max, f32 max); bin = trunc(min(|x| * scale, 2047)); NaN/Inf
-  not binned).
+- histogram: trtq's documented single-pass rule (src/calib/fine.rs), computed directly at the
+  final grid rather than by growing it: 16384 fine bins of width 2^e, e = the smallest integer in
+  [-127, 114] with floor(abs-max / 2^e) < 16384; fine bin i = floor(|x| / 2^e) (exact in f64);
+  then each fine bin's count goes to the 2048-bin bin over [0, abs-max] holding the fine bin's
+  centre, floor((2i + 1) * 2^(e-1) * 2048 / abs-max), clamped to 2047. NaN/Inf not binned.
 - percentile: the smallest bin edge k (in 1..2048) with at least p% of the values in bins 0..k.
 - entropy: TensorRT's KL-divergence calibration ("8-bit Inference with TensorRT", GTC 2017) with
   pytorch-quantization's conventions: bin 0 takes bin 1's count, thresholds i = 128..2048 bins,
@@ -31,10 +33,15 @@ import json
 import numpy as np
 
 BINS = 2048
+FINE_BINS = 16384
+FINE_BITS = 14
+MIN_EXPONENT = -127
+MAX_EXPONENT = 128 - FINE_BITS
 QUANT_LEVELS = 128
 FIRST_CANDIDATE = 128
 INT8_MAX = 127.0
 AMAX_FLOOR = np.float32(1e-8)
+DEFAULT_PERCENTILE = 99.99
 ENTROPY_TIE_TOLERANCE = 1e-12
 MSE_TIE_RELATIVE = 1e-12
 MSE_TIE_PER_VALUE = 1e-18
@@ -47,15 +54,49 @@ def abs_max(values):
     return np.float32(finite.max()) if finite.size else np.float32(0.0)
 
 
-def histogram(values, range_max):
-    """2048-bin histogram of the finite |x| over [0, range_max], trtq's fill rule."""
-    magnitudes = np.abs(np.asarray(values, dtype=np.float32).ravel())
+def fine_exponent(range_max):
+    """Smallest e in [MIN_EXPONENT, MAX_EXPONENT] with floor(range_max / 2^e) < FINE_BINS."""
+    if range_max <= 0:
+        return MIN_EXPONENT
+    # range_max = mantissa * 2^power with mantissa in [0.5, 1): floor(log2(range_max)) = power - 1.
+    _, power = np.frexp(np.float64(range_max))
+    return int(np.clip(int(power) - 1 + 1 - FINE_BITS, MIN_EXPONENT, MAX_EXPONENT))
+
+
+def fine_histogram(values, range_max):
+    """(exponent, 16384 fine bins) of the finite |x|, binned directly at the final grid."""
+    magnitudes = np.abs(np.asarray(values, dtype=np.float32).ravel()).astype(np.float64)
     magnitudes = magnitudes[np.isfinite(magnitudes)]
-    range_max = np.float32(range_max)
-    with np.errstate(over="ignore"):
-        scale = min(np.float32(BINS) / range_max, np.finfo(np.float32).max) if range_max > 0 else np.float32(0.0)
-    scaled = np.minimum(magnitudes * scale, np.float32(BINS - 1))
-    return np.bincount(scaled.astype(np.int64), minlength=BINS).astype(np.uint64)
+    exponent = fine_exponent(range_max)
+    indices = np.floor(magnitudes / 2.0**exponent).astype(np.int64)
+    return exponent, np.bincount(indices, minlength=FINE_BINS).astype(np.uint64)
+
+
+def histogram(values, range_max):
+    """2048-bin histogram of the finite |x| over [0, range_max] by trtq's fine-grid rule."""
+    exponent, fine = fine_histogram(values, range_max)
+    return histogram_from_fine(exponent, fine, range_max)
+
+
+def histogram_from_fine(exponent, fine, range_max):
+    """The 2048-bin view over [0, range_max] of a fine histogram: each fine bin's count goes to
+    the bin holding the fine bin's centre (clamped to the top bin)."""
+    fine = np.asarray(fine, np.uint64)
+    if range_max <= 0:
+        bins = np.zeros(BINS, np.uint64)
+        bins[0] = fine.sum()
+        return bins
+    centres = (2 * np.arange(FINE_BINS, dtype=np.float64) + 1) * (2.0 ** (exponent - 1) * BINS) / float(range_max)
+    target = np.minimum(np.floor(centres), BINS - 1).astype(np.int64)
+    return np.bincount(target, weights=fine.astype(np.float64), minlength=BINS).astype(np.uint64)
+
+
+def stored_fine_bins(stored):
+    """The FINE_BINS counts of a calib.json fine histogram (`runs` of [first bin, [counts]])."""
+    fine = np.zeros(FINE_BINS, np.uint64)
+    for start, counts in stored["runs"]:
+        fine[start : start + len(counts)] = counts
+    return fine
 
 
 def percentile_edge(bins, percentile):
@@ -112,23 +153,29 @@ def mse_center(bins):
     return float(amaxes[tied[0], 0])
 
 
-def amax(values, method, percentile=99.99):
+def amax(values, method, percentile=DEFAULT_PERCENTILE):
     """(amax, bin_width) of `values` for `method`, with trtq's floor and constant rule."""
     range_max = abs_max(values)
+    bins = None if method == "max" else histogram(values, range_max)
+    return amax_from_histogram(bins, range_max, method, percentile)
+
+
+def amax_from_histogram(bins, range_max, method, percentile=DEFAULT_PERCENTILE):
+    """(amax, bin_width) of `method` from the 2048-bin histogram `bins` over [0, range_max]
+    (`bins` is unused for max)."""
+    range_max = np.float32(range_max)
     bin_width = np.float32(range_max / np.float32(BINS))
     if method == "max":
         computed = range_max
+    elif range_max == 0 or bins[-1] == bins.sum():
+        computed = range_max
     else:
-        bins = histogram(values, range_max)
-        if range_max == 0 or bins[-1] == bins.sum():
-            computed = range_max
-        else:
-            edge = {
-                "percentile": lambda: percentile_edge(bins, percentile),
-                "entropy": lambda: entropy_edge(bins),
-                "mse": lambda: mse_center(bins),
-            }[method]()
-            computed = np.float32(edge * float(range_max) / BINS)
+        edge = {
+            "percentile": lambda: percentile_edge(bins, percentile),
+            "entropy": lambda: entropy_edge(bins),
+            "mse": lambda: mse_center(bins),
+        }[method]()
+        computed = np.float32(edge * float(range_max) / BINS)
     return max(np.float32(computed), AMAX_FLOOR), bin_width
 
 

@@ -49,6 +49,10 @@ enum Command {
         /// Stop after this stage.
         #[arg(long, value_enum)]
         until: Option<UntilArg>,
+        /// Skip running the model for calibration: re-derive every amax with the config's
+        /// method from this calib.json of an earlier build (exit 2 if it lacks a Q/DQ tensor).
+        #[arg(long, value_name = "CALIB_JSON")]
+        reuse_calibration: Option<PathBuf>,
     },
     /// Amax of one .npy array by a calibration method (tests/conformance/test_calib_parity.py).
     #[command(hide = true)]
@@ -214,6 +218,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             device,
             cpu,
             until,
+            reuse_calibration,
         } => {
             let device = device.map(|d| match d {
                 DeviceArg::Auto => trtq::config::Device::Auto,
@@ -228,6 +233,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 device,
                 cpu_only: cpu,
                 until,
+                reuse_calibration,
             };
             let summary = trtq::pipeline::build(&config, &opts)?;
             ui::info(format!(

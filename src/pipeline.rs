@@ -37,6 +37,9 @@ pub struct BuildOptions {
     pub cpu_only: bool,
     /// Stop after this stage (e.g. to inspect the normalized model).
     pub until: Option<StopAfter>,
+    /// Take the activation statistics from this calib.json instead of running the model
+    /// (amaxes re-derived with the config's method).
+    pub reuse_calibration: Option<PathBuf>,
 }
 
 /// A stage `trtq build --until` may stop after.
@@ -507,14 +510,8 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
         warnings.push(w);
     }
 
-    let run_fused = batched.as_ref().map_or(&q.fused, |b| &b.fused);
-    let (mut backend, calibrated_on) = device.backend(run_fused, &config.model)?;
-
-    let mut run = OutputDir::create(&out, &config.model)?;
-    run.save_model(&model, "model.normalized.onnx")?;
-    run.save_model(&q.fused, "model.fused.onnx")?;
-
-    // Calibration on the fused FP32 model, observing every tensor that gets a Q/DQ.
+    // Calibration on the fused FP32 model, observing every tensor that gets a Q/DQ; with
+    // --reuse-calibration, from a stored calib.json instead (checked before anything is written).
     let method = calib_method(&config)?;
     let mut q_models: Vec<&Model> = vec![&q.pattern];
     q_models.extend(q.uniform.as_ref());
@@ -524,17 +521,48 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     } else {
         Vec::new()
     };
-    let bar = crate::progress::Progress::new(config.calibration.max_samples as u64, "calibrate");
-    let calib: CalibrationResult = crate::calib::calibrate(
-        backend.as_mut(),
-        &mut || open_calib(),
-        &tensors,
-        &groups,
-        method,
-        &|pass, n| bar.set(pass, n as u64),
-    )
-    .map_err(|e| Error::BadInput(format!("calibration: {e}")))?;
-    bar.finish();
+    let reused = opts
+        .reuse_calibration
+        .as_deref()
+        .map(|stored| CalibrationResult::reuse(stored, &tensors, &groups, method))
+        .transpose()
+        .map_err(|e| Error::BadInput(format!("--reuse-calibration: {e}")))?;
+    // The calibration backend starts before anything is written (a GPU that cannot start under
+    // device: cuda is exit 3 with nothing written).
+    let run_fused = batched.as_ref().map_or(&q.fused, |b| &b.fused);
+    let calibrator = match &reused {
+        Some(_) => None,
+        None => Some(device.backend(run_fused, &config.model)?),
+    };
+
+    let mut run = OutputDir::create(&out, &config.model)?;
+    run.save_model(&model, "model.normalized.onnx")?;
+    run.save_model(&q.fused, "model.fused.onnx")?;
+
+    let (calib, calibrated_on): (CalibrationResult, String) = match (reused, calibrator) {
+        (Some(calib), _) => (calib, "none (--reuse-calibration)".into()),
+        (None, None) => {
+            return Err(Error::BadInput(
+                "internal: no calibration backend was started".into(),
+            ));
+        }
+        (None, Some((mut backend, calibrated_on))) => {
+            let bar =
+                crate::progress::Progress::new(config.calibration.max_samples as u64, "calibrate");
+            let mut calib_data = open_calib().map_err(|e| Error::BadInput(e.to_string()))?;
+            let calib = crate::calib::calibrate(
+                backend.as_mut(),
+                calib_data.as_mut(),
+                &tensors,
+                &groups,
+                method,
+                &|n| bar.set(1, n as u64),
+            )
+            .map_err(|e| Error::BadInput(format!("calibration: {e}")))?;
+            bar.finish();
+            (calib, calibrated_on)
+        }
+    };
     for (t, s) in &calib.tensors {
         for w in &s.warnings {
             let w = format!("tensor '{t}': {w}");

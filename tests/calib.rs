@@ -2,8 +2,8 @@
 //! groups, method switching on a stored histogram, and closed-form answers.
 
 use trtq::calib::{
-    AMAX_FLOOR, AmaxWarning, BINS, Collector, Histogram, HistogramCollector, MaxCollector, Method,
-    Percentile, calibrate_tensor, tie_group_amax,
+    AMAX_FLOOR, AmaxWarning, BINS, Collector, FineHistogram, HistogramCollector, MaxCollector,
+    Method, Percentile, calibrate_tensor, exponent_for, tie_group_amax,
 };
 
 /// A small deterministic generator (SplitMix64) so the tests need no extra crate.
@@ -73,7 +73,7 @@ fn shuffled_batches_give_bitwise_identical_amax_for_every_method() {
                 reference.amax.amax.to_bits(),
                 "{method}"
             );
-            assert_eq!(again.histogram, reference.histogram, "{method}");
+            assert_eq!(again.fine, reference.fine, "{method}");
             assert_eq!(again.range, reference.range, "{method}");
         }
     }
@@ -95,46 +95,76 @@ fn rebatching_the_same_values_changes_nothing() {
     }
 }
 
+/// Batches whose scales span eight orders of magnitude, so the fine grid grows many times and
+/// by different steps depending on the order.
+fn multiscale_batches(seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng(seed);
+    (0..30)
+        .map(|batch| {
+            let scale = 10f32.powi(batch % 9 - 4) * 1.37;
+            (0..(300 + 71 * batch))
+                .map(|_| rng.laplace() * scale)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn fine_histogram_equals_the_direct_one_at_the_final_exponent_in_any_order() {
+    let batches = multiscale_batches(11);
+    let all: Vec<f32> = batches.concat();
+    let global = MaxCollector::of(&all);
+    let mut direct = FineHistogram::new();
+    direct.regrid(exponent_for(global.abs_max()));
+    direct.add(&all, global.abs_max());
+
+    let mut rng = Rng(12);
+    let mut order = as_slices(&batches);
+    for _ in 0..6 {
+        rng.shuffle(&mut order);
+        let run = calibrate_tensor(order.iter().copied(), Method::Entropy).unwrap();
+        assert_eq!(run.fine.as_ref(), Some(&direct));
+        assert_eq!(run.range, global);
+    }
+    // Another split of the same values: one value per batch for the first thousand.
+    let (head, tail) = all.split_at(1000);
+    let split: Vec<&[f32]> = head.chunks(1).chain([tail]).collect();
+    let run = calibrate_tensor(split, Method::Mse).unwrap();
+    assert_eq!(run.fine.as_ref(), Some(&direct));
+}
+
 #[test]
 fn merged_shards_equal_one_collector() {
-    let batches = laplace_batches(3);
+    let batches = multiscale_batches(3);
     let shards: Vec<&[Vec<f32>]> = vec![&batches[..5], &batches[5..17], &batches[17..]];
-
-    // Pass 1 per shard, then the ranges merge.
-    let shard_ranges: Vec<MaxCollector> = shards
-        .iter()
-        .map(|shard| {
-            let mut range = MaxCollector::default();
-            shard.iter().for_each(|batch| range.observe(batch));
-            range
-        })
-        .collect();
-    let mut range = shard_ranges[0];
-    shard_ranges[1..]
-        .iter()
-        .for_each(|other| range.merge(other));
-    let single = calibrate_tensor(as_slices(&batches), Method::Entropy).unwrap();
-    assert_eq!(range, single.range);
-
-    // Pass 2 per shard over the merged range, then the histograms merge.
     for method in methods() {
+        let single = calibrate_tensor(as_slices(&batches), method).unwrap();
         let shard_collectors: Vec<HistogramCollector> = shards
             .iter()
             .map(|shard| {
-                let mut collector = HistogramCollector::new(&range, method).unwrap();
+                let mut collector = HistogramCollector::new(method);
                 shard.iter().for_each(|batch| collector.observe(batch));
                 collector
             })
             .collect();
-        let mut merged = shard_collectors[0].clone();
+        // Merge in two different orders.
+        let mut forward = shard_collectors[0].clone();
         shard_collectors[1..]
             .iter()
-            .for_each(|other| merged.merge(other));
-        let expected = calibrate_tensor(as_slices(&batches), method).unwrap();
-        assert_eq!(Some(merged.histogram()), single.histogram.as_ref());
+            .for_each(|other| forward.merge(other));
+        let mut backward = shard_collectors[2].clone();
+        shard_collectors[..2]
+            .iter()
+            .rev()
+            .for_each(|other| backward.merge(other));
+        assert_eq!(forward, backward, "{method}");
+        assert_eq!(*forward.range(), single.range, "{method}");
+        if single.fine.is_some() {
+            assert_eq!(Some(forward.fine()), single.fine.as_ref(), "{method}");
+        }
         assert_eq!(
-            merged.amax().unwrap().amax.to_bits(),
-            expected.amax.amax.to_bits(),
+            forward.amax().unwrap().amax.to_bits(),
+            single.amax.amax.to_bits(),
             "{method}"
         );
     }
@@ -144,11 +174,12 @@ fn merged_shards_equal_one_collector() {
 fn switching_method_reuses_a_stored_histogram() {
     let batches = laplace_batches(4);
     let entropy = calibrate_tensor(as_slices(&batches), Method::Entropy).unwrap();
-    let stored = serde_json::to_string(&entropy.histogram.unwrap()).unwrap();
-    let histogram: Histogram = serde_json::from_str(&stored).unwrap();
+    let stored = serde_json::to_string(&entropy.fine.unwrap()).unwrap();
+    let fine: FineHistogram = serde_json::from_str(&stored).unwrap();
     for method in methods() {
         let direct = calibrate_tensor(as_slices(&batches), method).unwrap();
-        assert_eq!(histogram.amax(method), direct.amax, "{method}");
+        let reread = HistogramCollector::from_parts(entropy.range, fine.clone(), method);
+        assert_eq!(reread.amax().unwrap(), direct.amax, "{method}");
     }
 }
 
@@ -299,14 +330,12 @@ fn tie_group_gets_the_amax_of_its_pooled_values() {
         ranges[0].abs_max().max(ranges[1].abs_max())
     );
 
-    let mut group_range = ranges[0];
-    group_range.merge(&ranges[1]);
     let pooled: Vec<&[f32]> = narrow.iter().chain(&wide).map(Vec::as_slice).collect();
     for method in methods() {
         let members: Vec<HistogramCollector> = [&narrow, &wide]
             .iter()
             .map(|tensor| {
-                let mut collector = HistogramCollector::new(&group_range, method).unwrap();
+                let mut collector = HistogramCollector::new(method);
                 tensor.iter().for_each(|batch| collector.observe(batch));
                 collector
             })
@@ -315,4 +344,104 @@ fn tie_group_gets_the_amax_of_its_pooled_values() {
         let expected = calibrate_tensor(pooled.iter().copied(), method).unwrap();
         assert_eq!(group, expected.amax, "{method}");
     }
+}
+
+/// A `trtq build` config for the bundled demo model, calibrated on 4 synthetic samples.
+fn demo_config(folder: &std::path::Path, method: &str) -> std::path::PathBuf {
+    let model =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo/resnet_tiny.onnx");
+    let path = folder.join(format!("{method}.yaml"));
+    let text = format!(
+        "model: {model:?}\ninputs:\n  input: [1, 3, 32, 32]\ncalibration:\n  data: {{kind: synthetic, seed: 3}}\n  method: {method}\n  max_samples: 4\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn build_demo(
+    config: &std::path::Path,
+    out: std::path::PathBuf,
+    reuse: Option<std::path::PathBuf>,
+) -> Result<trtq::calib::CalibrationResult, trtq::Error> {
+    let opts = trtq::pipeline::BuildOptions {
+        out_dir: Some(out.clone()),
+        cpu_only: true,
+        reuse_calibration: reuse,
+        ..Default::default()
+    };
+    trtq::pipeline::build(config, &opts)?;
+    let text = std::fs::read_to_string(out.join("calib.json")).unwrap();
+    Ok(serde_json::from_str(&text).unwrap())
+}
+
+#[test]
+fn reused_calibration_gives_the_scales_of_a_fresh_run_without_running_the_model() {
+    let folder = tempfile::tempdir().unwrap();
+    let root = folder.path();
+    let entropy = build_demo(&demo_config(root, "entropy"), root.join("entropy"), None).unwrap();
+    assert_eq!(entropy.passes, 1);
+    let stored = root.join("entropy/calib.json");
+
+    let max_config = demo_config(root, "max");
+    let fresh_max = build_demo(&max_config, root.join("max"), None).unwrap();
+    let reused_max = build_demo(&max_config, root.join("reused"), Some(stored.clone())).unwrap();
+    assert_eq!(
+        reused_max.passes, 0,
+        "a reused calibration runs no forward pass"
+    );
+    assert_eq!(reused_max.method, "max");
+    assert!(!fresh_max.tensors.is_empty());
+    for (name, fresh) in &fresh_max.tensors {
+        let reused = &reused_max.tensors[name];
+        assert_eq!(reused.amax.to_bits(), fresh.amax.to_bits(), "{name}");
+    }
+    // Back to entropy: the stored histograms give the stored amaxes again.
+    let reused_entropy = build_demo(
+        &demo_config(root, "entropy"),
+        root.join("again"),
+        Some(stored.clone()),
+    )
+    .unwrap();
+    for (name, first) in &entropy.tensors {
+        assert_eq!(
+            reused_entropy.tensors[name].amax.to_bits(),
+            first.amax.to_bits(),
+            "{name}"
+        );
+    }
+    println!(
+        "fresh max calibration {:.3} s, reused {:.4} s",
+        fresh_max.seconds, reused_max.seconds
+    );
+
+    // A calib.json missing one of the model's Q/DQ tensors: exit 2, naming file and tensor.
+    let mut partial: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stored).unwrap()).unwrap();
+    let tensors = partial["tensors"].as_object_mut().unwrap();
+    let dropped = tensors.keys().next().unwrap().clone();
+    tensors.remove(&dropped);
+    let partial_path = root.join("partial.json");
+    std::fs::write(&partial_path, partial.to_string()).unwrap();
+    let error = build_demo(&max_config, root.join("partial"), Some(partial_path)).unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    let message = error.to_string();
+    assert!(message.contains("partial.json"), "{message}");
+    assert!(message.contains(&format!("'{dropped}'")), "{message}");
+    assert!(
+        !root.join("partial").exists(),
+        "nothing is written on bad input"
+    );
+
+    // A max run keeps no histograms: entropy cannot be re-derived from it.
+    let error = build_demo(
+        &demo_config(root, "entropy"),
+        root.join("from-max"),
+        Some(root.join("max/calib.json")),
+    )
+    .unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    assert!(
+        error.to_string().contains("needs the histograms"),
+        "{error}"
+    );
 }

@@ -907,3 +907,71 @@ fn every_case_runs_on_the_cpu_executor() {
         .unwrap();
     assert!(seen.0.len() > 10, "the demo observes every tensor");
 }
+
+/// Calibration on the GPU (statistics computed on the device, through the calibrate Stage's
+/// `StatsSink`) gives every tensor's amax of every method within one 2048-bin histogram bin of
+/// the CPU path (identical by construction: the same fine-grid rule bit for bit), on every model.
+#[test]
+fn calibration_on_the_gpu_gives_the_cpu_amaxes() {
+    use trtq::calib::data::{ModelInput, open};
+    use trtq::calib::{Method, calibrate};
+    use trtq::config::DataSource;
+    let Some(info) = gpu_or_skip() else {
+        return;
+    };
+    let mut gpu = CudaBackend::new(info, false).unwrap();
+    let mut failures = Vec::new();
+    for (label, path, shapes) in models() {
+        let model = fused(&path, &shapes);
+        let graph = &model.graph;
+        let inputs: Vec<ModelInput> = graph
+            .inputs
+            .iter()
+            .filter(|i| i.name.as_deref().is_some_and(|n| graph.is_input(n)))
+            .map(|i| ModelInput::from_value_info(i).unwrap())
+            .collect();
+        // Every float32 node output: far more tensors than the Q/DQ points.
+        let tensors: Vec<String> = graph
+            .node_ids()
+            .flat_map(|id| graph.node(id).outputs.clone())
+            .filter(|o| {
+                graph.value_info(o).is_some_and(|v| {
+                    matches!(
+                        v.r#type.as_ref().and_then(|t| t.value.as_ref()),
+                        Some(type_proto::Value::TensorType(t)) if t.elem_type == Some(1)
+                    )
+                })
+            })
+            .collect();
+        let batch = shapes[0].1[0];
+        for method in [Method::Max, Method::Entropy] {
+            let source = DataSource::Synthetic { seed: 3 };
+            let data = || open(&source, &inputs, batch, 2 * batch, 0).unwrap();
+            let mut cpu = CpuBackend::with_model(&model).unwrap();
+            let want =
+                calibrate(&mut cpu, data().as_mut(), &tensors, &[], method, &|_| {}).unwrap();
+            gpu.prepare(&model).unwrap();
+            let got = calibrate(&mut gpu, data().as_mut(), &tensors, &[], method, &|_| {}).unwrap();
+            let mut worst = 0f32;
+            for (tensor, w) in &want.tensors {
+                let bin = w.amax_by_method["max"].max(f32::MIN_POSITIVE) / 2048.0;
+                for (name, amax) in &w.amax_by_method {
+                    let other = got.tensors[tensor].amax_by_method[name];
+                    let off = (other - amax).abs() / bin;
+                    worst = worst.max(off);
+                    if off > 1.0 {
+                        failures.push(format!(
+                            "{label} {tensor} {name}: CPU {amax} GPU {other} ({off:.2} bins)"
+                        ));
+                    }
+                }
+            }
+            eprintln!(
+                "{label} {}: {} tensors, worst difference {worst:.3} bins",
+                method.name(),
+                want.tensors.len()
+            );
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

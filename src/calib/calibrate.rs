@@ -1,18 +1,21 @@
-//! Calibration of a model: runs batches through an executor backend, observing the tensors that
-//! get a Q/DQ, and turns what it saw into one amax per tensor (tie groups share one).
+//! Calibration of a model: runs batches through an executor backend once, observing the tensors
+//! that get a Q/DQ, and turns what it saw into one amax per tensor (tie groups share one).
 //!
-//! Owns: the two passes over the data (pass 1 abs-max ranges; pass 2, for histogram methods,
-//! 2048-bin histograms over the pass-1 range — the group's merged range for tie-group members),
-//! the amax of every method for calib.json (so switching method re-uses the histograms), and
+//! Owns: the single pass over the data, the amax of every method for calib.json, re-deriving
+//! amaxes from a stored calib.json without running the model (`--reuse-calibration`), and
 //! [`CalibrationResult`]. Does not own: the collectors' math, data loading, or writing scales
 //! into a Q/DQ model.
 
 use super::data::BatchSource;
-use super::{Collector, Histogram, HistogramCollector, MaxCollector, Method, Percentile};
-use crate::exec::{Backend, ExecError, Observer};
+use super::{
+    CalibError, Collector, FineHistogram, HistogramCollector, MaxCollector, Method, Percentile,
+    exponent_for,
+};
+use crate::exec::{Backend, BatchStats, ExecError, Observer, StatsSink};
 use crate::graph::Tensor;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Why calibration failed.
@@ -26,13 +29,54 @@ pub enum CalibrateError {
     Exec(#[from] ExecError),
     /// The statistics could not be turned into an amax.
     #[error(transparent)]
-    Calib(#[from] super::CalibError),
+    Calib(#[from] CalibError),
     /// An observed tensor was not float32.
     #[error("tensor '{0}' to be calibrated is not float32")]
     NotFloat(String),
     /// The data yielded no sample.
     #[error("the calibration data yielded no sample")]
     NoData,
+    /// A stored calibration could not be read.
+    #[error("cannot read the stored calibration {}: {source}", path.display())]
+    ReadStored {
+        /// The calib.json.
+        path: PathBuf,
+        /// What the file system reported.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored calibration is not a valid calib.json.
+    #[error("{} is not a calib.json written by trtq build: {source}", path.display())]
+    ParseStored {
+        /// The calib.json.
+        path: PathBuf,
+        /// What the parser reported.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored calibration lacks a tensor the model quantizes.
+    #[error(
+        "{} has no statistics for tensor '{tensor}' (and {more} more of the model's Q/DQ tensors): \
+         it was calibrated for another model or config; re-run calibration without --reuse-calibration",
+        path.display()
+    )]
+    MissingTensor {
+        /// The calib.json.
+        path: PathBuf,
+        /// The first missing tensor (in name order).
+        tensor: String,
+        /// How many others are missing too.
+        more: usize,
+    },
+    /// A stored calibration cannot give the method's amaxes (e.g. it kept no histograms).
+    #[error("{}: {source}", path.display())]
+    Stored {
+        /// The calib.json.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: CalibError,
+    },
 }
 
 /// What one tensor's calibration recorded (calib.json).
@@ -42,10 +86,10 @@ pub struct TensorStats {
     pub amax: f32,
     /// The amax every method gives on this tensor alone: max, percentile, entropy, mse.
     pub amax_by_method: BTreeMap<String, f32>,
-    /// Pass-1 statistics.
+    /// The exact statistics: abs-max, min |x|, value counts.
     pub range: MaxCollector,
-    /// The pass-2 histogram (absent for `max` runs).
-    pub histogram: Option<Histogram>,
+    /// The fine-grid histogram (absent for `max` runs, which fill none).
+    pub histogram: Option<FineHistogram>,
     /// The tie group this tensor belongs to (index into `tie_groups`), if any.
     pub tie_group: Option<usize>,
     /// Warnings about degenerate data, worded for the user.
@@ -57,14 +101,15 @@ pub struct TensorStats {
 pub struct CalibrationResult {
     /// The method whose amax became the scales.
     pub method: String,
-    /// Samples seen per pass.
+    /// Samples observed.
     pub samples: usize,
-    /// Forward passes made over the data (1 for `max`, else 2).
+    /// Forward passes made over the data: 1, or 0 when re-derived from a stored calibration.
     pub passes: usize,
-    /// Samples per executor run: the largest batch of a pass (only the last may be shorter).
+    /// Samples per executor run: the largest batch of the pass (only the last may be shorter);
+    /// 0 when re-derived from a stored calibration.
     #[serde(default)]
     pub batch_size: usize,
-    /// Executor runs per pass.
+    /// Executor runs made (0 when re-derived from a stored calibration).
     #[serde(default)]
     pub batches: usize,
     /// Wall time, seconds.
@@ -73,6 +118,12 @@ pub struct CalibrationResult {
     pub tensors: BTreeMap<String, TensorStats>,
     /// Tie groups as given.
     pub tie_groups: Vec<Vec<String>>,
+}
+
+/// One tensor's statistics before any amax is chosen.
+struct Observed {
+    range: MaxCollector,
+    histogram: Option<FineHistogram>,
 }
 
 impl CalibrationResult {
@@ -84,34 +135,148 @@ impl CalibrationResult {
             .collect()
     }
 
-    /// Re-derives every amax for another method from the stored histograms, without re-running
-    /// the model. Fails when the stored result has no histograms and `method` needs them.
-    pub fn with_method(&self, method: Method) -> Result<CalibrationResult, super::CalibError> {
-        let mut out = self.clone();
-        out.method = method.name().to_string();
-        let group_amax = group_amaxes(
-            &self.tensors,
-            &self.tie_groups,
-            method,
-            |t| t.histogram.clone(),
-            |t| t.range,
-        )?;
-        for t in out.tensors.values_mut() {
-            t.amax = match t.tie_group {
-                Some(g) => group_amax[g],
-                None => single_amax(&t.range, t.histogram.as_ref(), method)?,
-            };
+    /// Re-derives every amax for another method from the stored statistics, without running
+    /// the model. Fails when the result kept no histograms (a `max` run) and `method` needs them.
+    pub fn with_method(&self, method: Method) -> Result<CalibrationResult, CalibError> {
+        let start = Instant::now();
+        let observed = self
+            .tensors
+            .iter()
+            .map(|(name, stats)| (name.clone(), stats.observed()))
+            .collect();
+        let mut result = assemble(observed, &self.tie_groups, method, self.samples, 0)?;
+        result.seconds = start.elapsed().as_secs_f64();
+        Ok(result)
+    }
+
+    /// Reads the calib.json at `path` and re-derives the amaxes of `tensors` (grouped by
+    /// `tie_groups`, as in [`calibrate`]) with `method`, without running the model
+    /// (`trtq build --reuse-calibration`). Errors name the file and, when the stored tensors do
+    /// not cover `tensors`, the first missing one.
+    pub fn reuse(
+        path: &Path,
+        tensors: &[String],
+        tie_groups: &[Vec<String>],
+        method: Method,
+    ) -> Result<CalibrationResult, CalibrateError> {
+        let start = Instant::now();
+        let text = std::fs::read_to_string(path).map_err(|source| CalibrateError::ReadStored {
+            path: path.to_owned(),
+            source,
+        })?;
+        let stored: CalibrationResult =
+            serde_json::from_str(&text).map_err(|source| CalibrateError::ParseStored {
+                path: path.to_owned(),
+                source,
+            })?;
+        let mut missing: Vec<&String> = tensors
+            .iter()
+            .filter(|t| !stored.tensors.contains_key(*t))
+            .collect();
+        missing.sort();
+        if let Some(first) = missing.first() {
+            return Err(CalibrateError::MissingTensor {
+                path: path.to_owned(),
+                tensor: (*first).clone(),
+                more: missing.len() - 1,
+            });
         }
-        Ok(out)
+        let observed = tensors
+            .iter()
+            .filter_map(|t| Some((t.clone(), stored.tensors.get(t)?.observed())))
+            .collect();
+        let groups = groups_of(tensors, tie_groups);
+        let mut result =
+            assemble(observed, &groups, method, stored.samples, 0).map_err(|source| {
+                CalibrateError::Stored {
+                    path: path.to_owned(),
+                    source,
+                }
+            })?;
+        result.seconds = start.elapsed().as_secs_f64();
+        Ok(result)
+    }
+}
+
+impl TensorStats {
+    fn observed(&self) -> Observed {
+        Observed {
+            range: self.range,
+            histogram: self.histogram.clone(),
+        }
     }
 }
 
 struct Stage<C> {
     collectors: HashMap<String, C>,
     error: Option<String>,
+    /// The first device statistics that could not be taken (reported after the batch).
+    stats_error: Option<CalibError>,
 }
 
-impl<C: Collector> Observer for Stage<C> {
+/// A collector that also takes a backend's per-batch statistics in place of the values (the
+/// CUDA backend computes them on the device by the same fine-grid rule, so the collector ends up
+/// bit-identical to one fed the values).
+trait TakesBatchStats: Collector {
+    /// Whether the backend must bin a histogram (not for `max`).
+    const HISTOGRAM: bool;
+    /// The grid exponent for a batch whose finite abs-max is `batch_abs_max`: the grid the
+    /// collector would regrid to before binning the batch itself.
+    fn exponent(&self, batch_abs_max: f32) -> i32;
+    /// Adds one batch's statistics.
+    fn take(&mut self, stats: BatchStats) -> Result<(), CalibError>;
+}
+
+/// The range statistics of a batch as a [`MaxCollector`].
+fn range_of(stats: &BatchStats) -> MaxCollector {
+    let r = &stats.range;
+    MaxCollector::from_parts(r.abs_max, r.abs_min, r.finite, r.nan, r.inf)
+}
+
+impl TakesBatchStats for MaxCollector {
+    const HISTOGRAM: bool = false;
+    fn exponent(&self, batch_abs_max: f32) -> i32 {
+        exponent_for(batch_abs_max)
+    }
+    fn take(&mut self, stats: BatchStats) -> Result<(), CalibError> {
+        self.merge(&range_of(&stats));
+        Ok(())
+    }
+}
+
+impl TakesBatchStats for HistogramCollector {
+    const HISTOGRAM: bool = true;
+    fn exponent(&self, batch_abs_max: f32) -> i32 {
+        self.fine().exponent().max(exponent_for(batch_abs_max))
+    }
+    fn take(&mut self, stats: BatchStats) -> Result<(), CalibError> {
+        let range = range_of(&stats);
+        let (nan, inf) = (stats.range.nan, stats.range.inf);
+        let fine = FineHistogram::from_parts(stats.exponent, stats.bins, nan, inf)?;
+        self.merge(&HistogramCollector::from_parts(range, fine, self.method()));
+        Ok(())
+    }
+}
+
+impl<C: TakesBatchStats> StatsSink for Stage<C> {
+    fn wants_histogram(&self, _value: &str) -> bool {
+        C::HISTOGRAM
+    }
+    fn exponent(&self, value: &str, batch_abs_max: f32) -> i32 {
+        self.collectors
+            .get(value)
+            .map_or(exponent_for(batch_abs_max), |c| c.exponent(batch_abs_max))
+    }
+    fn observe_stats(&mut self, value: &str, stats: BatchStats) {
+        if let Some(c) = self.collectors.get_mut(value)
+            && let Err(e) = c.take(stats)
+        {
+            self.stats_error.get_or_insert(e);
+        }
+    }
+}
+
+impl<C: TakesBatchStats> Observer for Stage<C> {
     fn wants(&self, value: &str) -> bool {
         self.collectors.contains_key(value)
     }
@@ -124,6 +289,9 @@ impl<C: Collector> Observer for Stage<C> {
             (None, _) => {}
         }
     }
+    fn stats_sink(&mut self) -> Option<&mut dyn StatsSink> {
+        Some(self)
+    }
 }
 
 /// What one pass over the data ran.
@@ -134,16 +302,26 @@ struct PassCount {
     largest_batch: usize,
 }
 
-/// Runs every batch of `data` through `backend`, feeding `stage`; returns what it ran.
-fn pass<C: Collector>(
+/// Runs every batch of `data` through `backend`, feeding a collector per tensor; returns the
+/// collectors and what it ran.
+fn pass<C: TakesBatchStats>(
     backend: &mut dyn Backend,
     data: &mut dyn BatchSource,
-    stage: &mut Stage<C>,
+    tensors: &[String],
+    new_collector: impl Fn() -> C,
     progress: &dyn Fn(usize),
-) -> Result<PassCount, CalibrateError> {
+) -> Result<(HashMap<String, C>, PassCount), CalibrateError> {
+    let mut stage = Stage {
+        collectors: tensors
+            .iter()
+            .map(|t| (t.clone(), new_collector()))
+            .collect(),
+        error: None,
+        stats_error: None,
+    };
     let mut count = PassCount::default();
     while let Some(batch) = data.next_batch()? {
-        backend.run(batch.inputs, stage)?;
+        backend.run(batch.inputs, &mut stage)?;
         count.samples += batch.samples;
         count.batches += 1;
         count.largest_batch = count.largest_batch.max(batch.samples);
@@ -151,22 +329,19 @@ fn pass<C: Collector>(
         if let Some(name) = stage.error.take() {
             return Err(CalibrateError::NotFloat(name));
         }
+        if let Some(error) = stage.stats_error.take() {
+            return Err(CalibrateError::Calib(error));
+        }
     }
-    Ok(count)
+    if count.samples == 0 {
+        return Err(CalibrateError::NoData);
+    }
+    Ok((stage.collectors, count))
 }
 
-/// Calibrates `tensors` of the model prepared in `backend`. `open_data` opens the data source
-/// afresh for each pass; `progress` is called with the samples done in the current pass.
-pub fn calibrate(
-    backend: &mut dyn Backend,
-    open_data: &mut dyn FnMut() -> Result<Box<dyn BatchSource>, super::data::DataError>,
-    tensors: &[String],
-    tie_groups: &[Vec<String>],
-    method: Method,
-    progress: &dyn Fn(usize, usize),
-) -> Result<CalibrationResult, CalibrateError> {
-    let start = Instant::now();
-    let groups: Vec<Vec<String>> = tie_groups
+/// The tie groups restricted to `tensors`, dropping those left with fewer than two members.
+fn groups_of(tensors: &[String], tie_groups: &[Vec<String>]) -> Vec<Vec<String>> {
+    tie_groups
         .iter()
         .map(|g| {
             g.iter()
@@ -174,164 +349,159 @@ pub fn calibrate(
                 .cloned()
                 .collect::<Vec<_>>()
         })
-        .filter(|g: &Vec<String>| g.len() > 1)
-        .collect();
+        .filter(|g| g.len() > 1)
+        .collect()
+}
+
+/// Calibrates `tensors` of the model prepared in `backend` in one pass over `data`; `progress`
+/// is called with the samples done so far.
+pub fn calibrate(
+    backend: &mut dyn Backend,
+    data: &mut dyn BatchSource,
+    tensors: &[String],
+    tie_groups: &[Vec<String>],
+    method: Method,
+    progress: &dyn Fn(usize),
+) -> Result<CalibrationResult, CalibrateError> {
+    let start = Instant::now();
+    let (observed, count) = if method.needs_histogram() {
+        let (collectors, count) = pass(
+            backend,
+            data,
+            tensors,
+            || HistogramCollector::new(method),
+            progress,
+        )?;
+        let observed = collectors
+            .into_iter()
+            .map(|(name, c)| {
+                let observed = Observed {
+                    range: *c.range(),
+                    histogram: Some(c.fine().clone()),
+                };
+                (name, observed)
+            })
+            .collect();
+        (observed, count)
+    } else {
+        let (collectors, count) = pass(backend, data, tensors, MaxCollector::default, progress)?;
+        let observed = collectors
+            .into_iter()
+            .map(|(name, range)| {
+                let observed = Observed {
+                    range,
+                    histogram: None,
+                };
+                (name, observed)
+            })
+            .collect();
+        (observed, count)
+    };
+    let mut result = assemble(
+        observed,
+        &groups_of(tensors, tie_groups),
+        method,
+        count.samples,
+        1,
+    )?;
+    result.batch_size = count.largest_batch;
+    result.batches = count.batches;
+    result.seconds = start.elapsed().as_secs_f64();
+    Ok(result)
+}
+
+/// Every tensor's amaxes (its own per method, and the configured method's, shared within tie
+/// groups) from its statistics; `seconds` is left 0 for the caller.
+fn assemble(
+    observed: BTreeMap<String, Observed>,
+    groups: &[Vec<String>],
+    method: Method,
+    samples: usize,
+    passes: usize,
+) -> Result<CalibrationResult, CalibError> {
     let group_of: HashMap<&str, usize> = groups
         .iter()
         .enumerate()
         .flat_map(|(i, g)| g.iter().map(move |t| (t.as_str(), i)))
         .collect();
-
-    let mut first = Stage {
-        collectors: tensors
-            .iter()
-            .map(|t| (t.clone(), MaxCollector::default()))
-            .collect(),
-        error: None,
-    };
-    let mut data = open_data()?;
-    let count = pass(backend, data.as_mut(), &mut first, &|n| progress(1, n))?;
-    let samples = count.samples;
-    if samples == 0 {
-        return Err(CalibrateError::NoData);
-    }
-    let ranges = first.collectors;
-    // A tie group's members are binned over the group's merged range so their histograms merge.
-    let group_range: Vec<MaxCollector> = groups
+    let group_amax = groups
         .iter()
         .map(|g| {
-            let mut r = MaxCollector::default();
-            for t in g {
-                r.merge(&ranges[t]);
+            let members: Vec<&Observed> = g.iter().filter_map(|t| observed.get(t)).collect();
+            let (first, rest) = members.split_first().ok_or(CalibError::EmptyTieGroup)?;
+            let mut range = first.range;
+            let mut histogram = first.histogram.clone();
+            for member in rest {
+                range.merge(&member.range);
+                histogram = match (histogram, &member.histogram) {
+                    (Some(mut merged), Some(h)) => {
+                        merged.merge(h);
+                        Some(merged)
+                    }
+                    _ => None,
+                };
             }
-            r
+            amax_of(&range, histogram.as_ref(), method)
         })
-        .collect();
-    let binning_range = |t: &str| group_of.get(t).map_or(ranges[t], |&g| group_range[g]);
-
-    // Pass 2 (histogram methods): calib.json keeps the histograms so any method can be re-derived.
-    let (histograms, passes) = if method.needs_histogram_pass() {
-        let mut second = Stage {
-            collectors: tensors
-                .iter()
-                .map(|t| {
-                    Ok((
-                        t.clone(),
-                        HistogramCollector::new(&binning_range(t), method)?,
-                    ))
-                })
-                .collect::<Result<_, super::CalibError>>()?,
-            error: None,
-        };
-        let mut data = open_data()?;
-        pass(backend, data.as_mut(), &mut second, &|n| progress(2, n))?;
-        (Some(second.collectors), 2)
-    } else {
-        (None, 1)
-    };
-
-    let hist_of = |t: &str| histograms.as_ref().map(|h| h[t].histogram().clone());
-    let mut stats: BTreeMap<String, TensorStats> = BTreeMap::new();
-    for t in tensors {
-        let range = ranges[t];
-        let histogram = hist_of(t);
-        let mut warnings = Vec::new();
-        let mut amax_by_method = BTreeMap::new();
-        let max = MaxCollector::amax(&range)?;
-        warnings.extend(max.warnings.iter().map(|w| w.to_string()));
-        amax_by_method.insert("max".to_string(), max.amax);
-        if let Some(h) = &histogram {
-            for m in [
-                Method::Percentile(Percentile::new(super::DEFAULT_PERCENTILE)?),
-                Method::Entropy,
-                Method::Mse,
-            ] {
+        .collect::<Result<Vec<f32>, CalibError>>()?;
+    let percentile = Method::Percentile(Percentile::new(super::DEFAULT_PERCENTILE)?);
+    let mut tensors = BTreeMap::new();
+    for (name, stats) in observed {
+        let max = stats.range.amax()?;
+        let warnings = max.warnings.iter().map(|w| w.to_string()).collect();
+        let mut amax_by_method = BTreeMap::from([("max".to_string(), max.amax)]);
+        if let Some(fine) = &stats.histogram {
+            let histogram = fine.to_histogram(stats.range.abs_max())?;
+            for m in [percentile, Method::Entropy, Method::Mse] {
                 let key = match m {
                     Method::Percentile(p) => format!("percentile_{}", p.value()),
                     other => other.name().to_string(),
                 };
-                amax_by_method.insert(key, h.amax(m).amax);
+                amax_by_method.insert(key, histogram.amax(m).amax);
             }
         }
-        let own = single_amax(&range, histogram.as_ref(), method)?;
-        stats.insert(
-            t.clone(),
+        let tie_group = group_of.get(name.as_str()).copied();
+        let amax = match tie_group {
+            Some(g) => group_amax[g],
+            None => amax_of(&stats.range, stats.histogram.as_ref(), method)?,
+        };
+        tensors.insert(
+            name,
             TensorStats {
-                amax: own,
+                amax,
                 amax_by_method,
-                range,
-                histogram,
-                tie_group: group_of.get(t.as_str()).copied(),
+                range: stats.range,
+                histogram: stats.histogram,
+                tie_group,
                 warnings,
             },
         );
-    }
-    let group_amax = group_amaxes(
-        &stats,
-        &groups,
-        method,
-        |s| s.histogram.clone(),
-        |s| s.range,
-    )?;
-    for s in stats.values_mut() {
-        if let Some(g) = s.tie_group {
-            s.amax = group_amax[g];
-        }
     }
     Ok(CalibrationResult {
         method: method.name().to_string(),
         samples,
         passes,
-        batch_size: count.largest_batch,
-        batches: count.batches,
-        seconds: start.elapsed().as_secs_f64(),
-        tensors: stats,
-        tie_groups: groups,
+        batch_size: 0,
+        batches: 0,
+        seconds: 0.0,
+        tensors,
+        tie_groups: groups.to_vec(),
     })
 }
 
-/// The amax of one tensor by `method` from its pass-1 range and (for histogram methods) its histogram.
-fn single_amax(
+/// The amax of `method` from exact statistics and (for histogram methods) a fine histogram.
+fn amax_of(
     range: &MaxCollector,
-    histogram: Option<&Histogram>,
+    histogram: Option<&FineHistogram>,
     method: Method,
-) -> Result<f32, super::CalibError> {
+) -> Result<f32, CalibError> {
     Ok(match (method, histogram) {
         (Method::Max, _) => range.amax()?.amax,
-        (m, Some(h)) => h.amax(m).amax,
+        (m, Some(fine)) => fine.to_histogram(range.abs_max())?.amax(m).amax,
         (m, None) => {
-            return Err(super::CalibError::NeedsHistogram {
+            return Err(CalibError::NeedsHistogram {
                 method: m.name().to_string(),
             });
         }
     })
-}
-
-/// One amax per tie group: max of the members' abs-max, or the method on the merged histogram.
-fn group_amaxes<T>(
-    stats: &BTreeMap<String, T>,
-    groups: &[Vec<String>],
-    method: Method,
-    histogram: impl Fn(&T) -> Option<Histogram>,
-    range: impl Fn(&T) -> MaxCollector,
-) -> Result<Vec<f32>, super::CalibError> {
-    groups
-        .iter()
-        .map(|g| {
-            let members: Vec<&T> = g.iter().filter_map(|t| stats.get(t)).collect();
-            let mut merged_range = MaxCollector::default();
-            for m in &members {
-                merged_range.merge(&range(m));
-            }
-            let mut merged: Option<Histogram> = None;
-            for m in &members {
-                match (merged.as_mut(), histogram(m)) {
-                    (None, h) => merged = h,
-                    (Some(acc), Some(h)) => acc.try_merge(&h)?,
-                    (Some(_), None) => {}
-                }
-            }
-            single_amax(&merged_range, merged.as_ref(), method)
-        })
-        .collect()
 }

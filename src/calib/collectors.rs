@@ -1,22 +1,20 @@
 //! Collectors: what observes a tensor's values batch by batch and yields its amax.
 //!
-//! Owns the [`Collector`] trait, the two collectors behind the four methods, the two-pass
-//! protocol that makes results independent of batch order, and tie groups. It does not run
-//! models or read data (the pipeline feeds batches) and knows nothing about tensor names.
+//! Owns the [`Collector`] trait, the two collectors behind the four methods, and tie groups. It
+//! does not run models or read data (the pipeline feeds batches) and knows nothing about tensor
+//! names.
 //!
-//! Two passes over the same batches (the price: the model runs twice for histogram methods):
-//! 1. a [`MaxCollector`] per tensor takes the abs-max (plus min |x| and NaN/Inf counts): `max`
-//!    is done here;
-//! 2. for `percentile`, `entropy` and `mse`, a [`HistogramCollector`] per tensor fills a
-//!    2048-bin histogram over `[0, abs-max of pass 1]`, and the method reads the histogram.
+//! One pass over the data: a [`MaxCollector`] takes the abs-max (plus min |x| and NaN/Inf
+//! counts), which is the `max` method; a [`HistogramCollector`] (for `percentile`, `entropy` and
+//! `mse`) keeps such a [`MaxCollector`] and a [`FineHistogram`] whose grid grows with the abs-max
+//! seen so far, and at the end reads the method off the 2048-bin view over the exact abs-max.
+//! Every statistic is a max, a min or an integer count, and the fine grid's regrid is exact (see
+//! `fine`), so any batching, any order and any merge of shards, threads or devices give
+//! bit-identical results.
 //!
-//! Every statistic is a max, a min or an integer count, so any batching, any order and any
-//! merge of shards give bit-identical results.
-//!
-//! Tie groups (tensors that must share one scale, e.g. a Concat's inputs and output): merge the
-//! members' pass-1 collectors into the group's range, build every member's histogram collector
-//! from that merged range, then [`tie_group_amax`] merges the members (histograms over one range
-//! add exactly; for `max`, the merge is the max of the abs-maxes) and applies the method once.
+//! Tie groups (tensors that must share one scale, e.g. a Concat's inputs and output):
+//! [`tie_group_amax`] merges the members' collectors (max of abs-maxes; histograms on the wider
+//! grid) and applies the method once, as if one tensor had seen all the members' values.
 
 use ndarray::{ArrayView, Dimension};
 use rayon::prelude::*;
@@ -24,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::amax::{AmaxResult, ObservedSummary};
 use super::error::CalibError;
+use super::fine::FineHistogram;
 use super::histogram::Histogram;
 use super::methods::Method;
 
@@ -60,7 +59,7 @@ pub trait Collector {
     fn amax(&self) -> Result<AmaxResult, CalibError>;
 }
 
-/// Pass-1 statistics and the `max` method: abs-max, min |x|, and value counts.
+/// The `max` method, and the exact statistics every method keeps: abs-max, min |x|, value counts.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MaxCollector {
     abs_max: f32,
@@ -91,6 +90,40 @@ const SCAN_BLOCK: usize = 1 << 12;
 const PARALLEL_CHUNK: usize = 1 << 17;
 
 impl MaxCollector {
+    /// Assembles statistics computed elsewhere (e.g. a device reduction over one batch):
+    /// the largest and smallest finite |x| (`0` and `f32::MAX` when there is none) and the
+    /// counts of finite, NaN and ±Inf values.
+    pub fn from_parts(
+        abs_max: f32,
+        abs_min: f32,
+        count: u64,
+        nan_count: u64,
+        inf_count: u64,
+    ) -> Self {
+        Self {
+            abs_max,
+            abs_min,
+            count,
+            nan_count,
+            inf_count,
+        }
+    }
+
+    /// The statistics of one batch (both cores for large batches).
+    pub fn of(values: &[f32]) -> Self {
+        if values.len() <= 2 * PARALLEL_CHUNK {
+            Self::scan(values)
+        } else {
+            values.par_chunks(PARALLEL_CHUNK).map(Self::scan).reduce(
+                Self::default,
+                |mut left, right| {
+                    left.merge(&right);
+                    left
+                },
+            )
+        }
+    }
+
     /// Largest finite |x| observed (0 when none).
     pub fn abs_max(&self) -> f32 {
         self.abs_max
@@ -183,18 +216,7 @@ impl MaxCollector {
 
 impl Collector for MaxCollector {
     fn observe(&mut self, values: &[f32]) {
-        let batch = if values.len() <= 2 * PARALLEL_CHUNK {
-            Self::scan(values)
-        } else {
-            values.par_chunks(PARALLEL_CHUNK).map(Self::scan).reduce(
-                Self::default,
-                |mut left, right| {
-                    left.merge(&right);
-                    left
-                },
-            )
-        };
-        self.merge(&batch);
+        self.merge(&Self::of(values));
     }
 
     fn merge(&mut self, other: &Self) {
@@ -210,29 +232,44 @@ impl Collector for MaxCollector {
     }
 }
 
-/// Pass 2 for `percentile`, `entropy` and `mse`: a histogram over the range pass 1 fixed, read
-/// by the chosen method.
+/// `percentile`, `entropy` and `mse`: the exact statistics plus a fine-grid histogram, read by
+/// the chosen method through the 2048-bin view.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HistogramCollector {
-    histogram: Histogram,
+    range: MaxCollector,
+    fine: FineHistogram,
     method: Method,
-    /// The first failed merge (ranges of self and other); reported by `amax`.
-    range_mismatch: Option<(f32, f32)>,
 }
 
 impl HistogramCollector {
-    /// A collector whose histogram covers `[0, range.abs_max()]`.
-    pub fn new(range: &MaxCollector, method: Method) -> Result<Self, CalibError> {
-        Ok(Self {
-            histogram: Histogram::new(range.abs_max())?,
-            method,
-            range_mismatch: None,
-        })
+    /// An empty collector for `method`.
+    pub fn new(method: Method) -> Self {
+        Self::from_parts(MaxCollector::default(), FineHistogram::new(), method)
     }
 
-    /// The histogram filled so far (what calib.json stores; any method can re-read it).
-    pub fn histogram(&self) -> &Histogram {
-        &self.histogram
+    /// Assembles a collector from statistics gathered elsewhere (a device, a shard, calib.json);
+    /// `range` and `fine` must describe the same values.
+    pub fn from_parts(range: MaxCollector, fine: FineHistogram, method: Method) -> Self {
+        Self {
+            range,
+            fine,
+            method,
+        }
+    }
+
+    /// The exact statistics (abs-max, min |x|, counts).
+    pub fn range(&self) -> &MaxCollector {
+        &self.range
+    }
+
+    /// The fine-grid histogram filled so far (what calib.json stores).
+    pub fn fine(&self) -> &FineHistogram {
+        &self.fine
+    }
+
+    /// The 2048-bin view over `[0, abs-max]` that the methods read.
+    pub fn histogram(&self) -> Result<Histogram, CalibError> {
+        self.fine.to_histogram(self.range.abs_max())
     }
 
     /// The method `amax` applies.
@@ -243,30 +280,22 @@ impl HistogramCollector {
 
 impl Collector for HistogramCollector {
     fn observe(&mut self, values: &[f32]) {
-        self.histogram.add(values);
+        let batch = MaxCollector::of(values);
+        self.fine.add(values, batch.abs_max());
+        self.range.merge(&batch);
     }
 
-    /// Histograms over different ranges cannot be merged exactly: the merge is then skipped and
-    /// `amax` reports [`CalibError::RangeMismatch`].
     fn merge(&mut self, other: &Self) {
-        if self.histogram.try_merge(&other.histogram).is_err() && self.range_mismatch.is_none() {
-            self.range_mismatch = Some((self.histogram.range_max(), other.histogram.range_max()));
-        }
-        if self.range_mismatch.is_none() {
-            self.range_mismatch = other.range_mismatch;
-        }
+        self.range.merge(&other.range);
+        self.fine.merge(&other.fine);
     }
 
     fn amax(&self) -> Result<AmaxResult, CalibError> {
-        match self.range_mismatch {
-            Some((left, right)) => Err(CalibError::RangeMismatch { left, right }),
-            None => Ok(self.histogram.amax(self.method)),
-        }
+        Ok(self.histogram()?.amax(self.method))
     }
 }
 
 /// One amax for a tie group: merges the members' collectors and applies the method once.
-/// Histogram members must have been built from the group's merged range (see the module doc).
 pub fn tie_group_amax<C: Collector + Clone>(members: &[C]) -> Result<AmaxResult, CalibError> {
     let (first, rest) = members.split_first().ok_or(CalibError::EmptyTieGroup)?;
     let mut group = first.clone();
@@ -276,43 +305,39 @@ pub fn tie_group_amax<C: Collector + Clone>(members: &[C]) -> Result<AmaxResult,
     group.amax()
 }
 
-/// Both passes over one tensor's batches, and what they produced.
+/// What one pass over a tensor's batches produced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorCalibration {
-    /// Pass-1 statistics.
+    /// The exact statistics.
     pub range: MaxCollector,
-    /// Pass-2 histogram; `None` for `max`, which needs no second pass.
-    pub histogram: Option<Histogram>,
+    /// The fine-grid histogram; `None` for `max`, which needs none.
+    pub fine: Option<FineHistogram>,
     /// The method's amax.
     pub amax: AmaxResult,
 }
 
-/// Runs both calibration passes of `method` over `batches` (iterated twice when the method
-/// needs a histogram).
+/// Calibrates one tensor with `method` in one pass over `batches`.
 pub fn calibrate_tensor<'a, I>(batches: I, method: Method) -> Result<TensorCalibration, CalibError>
 where
-    I: IntoIterator<Item = &'a [f32]> + Clone,
+    I: IntoIterator<Item = &'a [f32]>,
 {
-    let mut range = MaxCollector::default();
-    for batch in batches.clone() {
-        range.observe(batch);
-    }
-    if !method.needs_histogram_pass() {
+    if !method.needs_histogram() {
+        let mut range = MaxCollector::default();
+        batches.into_iter().for_each(|batch| range.observe(batch));
         return Ok(TensorCalibration {
             range,
-            histogram: None,
+            fine: None,
             amax: range.amax()?,
         });
     }
-    let mut collector = HistogramCollector::new(&range, method)?;
-    for batch in batches {
-        collector.observe(batch);
-    }
-    let amax = collector.amax()?;
+    let mut collector = HistogramCollector::new(method);
+    batches
+        .into_iter()
+        .for_each(|batch| collector.observe(batch));
     Ok(TensorCalibration {
-        range,
-        histogram: Some(collector.histogram),
-        amax,
+        range: collector.range,
+        amax: collector.amax()?,
+        fine: Some(collector.fine),
     })
 }
 
@@ -364,22 +389,48 @@ mod tests {
     }
 
     #[test]
-    fn tie_group_of_histograms_needs_one_range() {
-        let mut a = MaxCollector::default();
-        a.observe(&[1.0]);
-        let mut b = MaxCollector::default();
-        b.observe(&[2.0]);
-        let separate = [
-            HistogramCollector::new(&a, Method::Entropy).unwrap(),
-            HistogramCollector::new(&b, Method::Entropy).unwrap(),
-        ];
-        assert!(matches!(
-            tie_group_amax(&separate),
-            Err(CalibError::RangeMismatch { .. })
-        ));
+    fn empty_tie_group_is_an_error() {
         assert!(matches!(
             tie_group_amax::<MaxCollector>(&[]),
             Err(CalibError::EmptyTieGroup)
         ));
+    }
+
+    #[test]
+    fn device_style_parts_merge_like_observed_batches() {
+        // A backend that reduces and bins elsewhere hands over per-batch parts.
+        let batches: Vec<Vec<f32>> = (0..4)
+            .map(|b| {
+                (0..3000)
+                    .map(|i| ((i * (b + 3)) as f32 * 0.01).sin() * (b + 1) as f32)
+                    .collect()
+            })
+            .collect();
+        let mut observed = HistogramCollector::new(Method::Entropy);
+        let mut assembled = HistogramCollector::new(Method::Entropy);
+        for batch in &batches {
+            observed.observe(batch);
+            let range = MaxCollector::of(batch);
+            let exponent = crate::calib::exponent_for(range.abs_max());
+            let mut bins = vec![0u64; crate::calib::FINE_BINS];
+            for &value in batch {
+                bins[(value.abs() * crate::calib::inverse_bin_width(exponent)) as usize] += 1;
+            }
+            let fine = FineHistogram::from_parts(exponent, bins, 0, 0).unwrap();
+            let stats = MaxCollector::from_parts(
+                range.abs_max(),
+                range.abs_min(),
+                range.count(),
+                range.nan_count(),
+                range.inf_count(),
+            );
+            assembled.merge(&HistogramCollector::from_parts(
+                stats,
+                fine,
+                Method::Entropy,
+            ));
+        }
+        assert_eq!(assembled, observed);
+        assert_eq!(assembled.amax().unwrap(), observed.amax().unwrap());
     }
 }

@@ -21,7 +21,7 @@ pub enum CalibError {
         /// The percentile as given.
         value: f64,
     },
-    /// A histogram range must be a finite, non-negative abs-max from the range pass.
+    /// A histogram range must be a finite, non-negative abs-max.
     #[error("histogram range {range_max} is not a finite non-negative number")]
     InvalidRange {
         /// The range as given.
@@ -35,18 +35,27 @@ pub enum CalibError {
         /// The method asked for.
         method: String,
     },
-    /// Histograms over different ranges cannot be merged exactly.
-    #[error(
-        "cannot merge histograms over different ranges [0, {left}] and [0, {right}]: \
-         merge the range-pass collectors first and build every histogram of the group from the merged range"
-    )]
-    RangeMismatch {
-        /// The range of the histogram merged into.
-        left: f32,
-        /// The range of the histogram merged from.
-        right: f32,
+    /// A fine-grid exponent outside the allowed range (a corrupt calib.json or device result).
+    #[error("fine histogram exponent {exponent} is outside [{min}, {max}]")]
+    FineExponent {
+        /// The exponent as given.
+        exponent: i32,
+        /// Smallest allowed.
+        min: i32,
+        /// Largest allowed.
+        max: i32,
     },
-    /// A stored histogram (e.g. from calib.json) does not have the fixed bin count.
+    /// A stored run of fine bins reaches past the last bin.
+    #[error("fine histogram run of {len} bins starting at bin {start} does not fit in {bins} bins")]
+    FineRunOutOfRange {
+        /// First bin of the run.
+        start: usize,
+        /// Bins in the run.
+        len: usize,
+        /// Bins in a fine histogram.
+        bins: usize,
+    },
+    /// A histogram (from calib.json or a device) does not have the fixed bin count.
     #[error("histogram has {found} bins; calibration histograms have exactly {expected}")]
     BinCount {
         /// Bins found.
@@ -66,12 +75,12 @@ pub enum CalibError {
         rank: usize,
     },
     /// An .npy file could not be read as a float32 array.
-    #[error("cannot read {} as a float32 .npy array (other dtypes: convert with numpy's astype(np.float32))", path.display())]
+    #[error("cannot read {} as a float32 .npy array (other dtypes: convert with numpy's astype(np.float32)): {source}", path.display())]
     ReadNpy {
         /// The file.
         path: PathBuf,
         /// What the reader reported.
         #[source]
-        source: ndarray_npy::ReadNpyError,
+        source: Box<super::data::DataError>,
     },
 }

@@ -79,9 +79,8 @@ impl Method {
         }
     }
 
-    /// Whether the method needs the second calibration pass, which fills a histogram over the
-    /// range fixed by the first (abs-max) pass. `max` is done after the first pass.
-    pub fn needs_histogram_pass(self) -> bool {
+    /// Whether the method reads a histogram (all but `max`, which needs only the abs-max).
+    pub fn needs_histogram(self) -> bool {
         !matches!(self, Self::Max)
     }
 }

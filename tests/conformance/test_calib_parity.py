@@ -4,7 +4,10 @@
 and prints {"amax", "bin_width", "warnings"}. The oracles:
 - scripts/calib_reference.py, numpy implementations written from the published algorithms;
   histogram methods must agree within one histogram bin, max within 1e-6 relative;
-- onnxruntime's MinMax calibrator in symmetric mode over an Identity model, for max.
+- onnxruntime's MinMax calibrator in symmetric mode over an Identity model, for max;
+- on real models (PP-OCRv4 det at 320×320, light_resnet50), every Q/DQ tensor: onnxruntime
+  computes the activations of trtq's fused FP32 model on the npy data trtq calibrated with, and
+  the numpy reference's amax of every method is compared with calib.json's `amax_by_method`.
 
 The binary comes from $TRTQ_BIN, else target/release/trtq, else target/debug/trtq.
 """
@@ -21,6 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 import calib_reference as reference  # noqa: E402
+from harness import MODELS_DIR, missing, ort_session, write_build_config  # noqa: E402
 
 SHAPE = (16, 4096)  # 16 batches of 4096 values
 
@@ -188,3 +192,145 @@ def test_unknown_method_is_a_clear_error(npy_files):
     )
     assert completed.returncode != 0
     assert "unknown calibration method `kl`" in completed.stderr
+
+
+# Real models: (id, path under TRTQ_MODELS without .onnx, input name, shape of one sample batch).
+REAL_MODELS = [
+    ("ppocr_det_320", "rapidocr/ch_PP-OCRv4_det_infer", "x", [1, 3, 320, 320]),
+    ("light_resnet50", "onnx/light/light_resnet50", None, None),
+]
+REAL_SAMPLES = 4
+# calib.json key -> (reference method, percentile).
+REAL_METHODS = {
+    "max": ("max", None),
+    f"percentile_{reference.DEFAULT_PERCENTILE:g}": ("percentile", reference.DEFAULT_PERCENTILE),
+    "entropy": ("entropy", None),
+    "mse": ("mse", None),
+}
+
+
+def single_input(model):
+    """(name, shape) of the model's only non-initializer input, batch dim 1."""
+    initializers = {t.name for t in model.graph.initializer}
+    (value,) = [i for i in model.graph.input if i.name not in initializers]
+    dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1 for d in value.type.tensor_type.shape.dim]
+    return value.name, dims
+
+
+@pytest.fixture(scope="module", params=REAL_MODELS, ids=[m[0] for m in REAL_MODELS])
+def real_calibration(request, tmp_path_factory):
+    """Calibrates a real model with trtq on seeded npy data; returns (calib.json, activations of
+    every calibrated tensor computed by onnxruntime on trtq's fused model)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model_id, relative, input_name, shape = request.param
+    path = MODELS_DIR / f"{relative}.onnx"
+    if not path.is_file():
+        missing(f"model {path} not found: run scripts/fetch-models.sh (TRTQ_MODELS={MODELS_DIR})")
+    if input_name is None:
+        input_name, shape = single_input(onnx.load(path, load_external_data=False))
+    folder = tmp_path_factory.mktemp(model_id)
+    rng = np.random.default_rng(20261127)
+    samples = rng.random([REAL_SAMPLES, *shape[1:]], dtype=np.float64).astype(np.float32)
+    np.save(folder / "calib.npy", samples)
+    config = folder / "config.yaml"
+    write_build_config(config, path, {input_name: shape})
+    with config.open("a") as text:
+        text.write(f"calibration:\n  data: {{kind: npy, path: {json.dumps(str(folder / 'calib.npy'))}}}\n")
+        text.write(f"  method: entropy\n  max_samples: {REAL_SAMPLES}\n")
+    out = folder / "out"
+    command = [str(trtq_binary()), "-q", "build", "--cpu", str(config), "--out", str(out)]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
+    assert completed.returncode == 0, f"{command} failed: {completed.stderr}"
+    calib = json.loads((out / "calib.json").read_text())
+    assert calib["passes"] == 1 and calib["samples"] == REAL_SAMPLES
+
+    fused = onnx.load(out / "model.fused.onnx")
+    graph_inputs = {i.name for i in fused.graph.input}
+    outputs = {o.name for o in fused.graph.output}
+    for name in calib["tensors"]:
+        if name not in outputs and name not in graph_inputs:
+            fused.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    exposed = folder / "exposed.onnx"
+    onnx.save(fused, exposed)
+    session = ort_session(exposed)
+    names = [o.name for o in session.get_outputs() if o.name in calib["tensors"]]
+    activations = {name: [] for name in calib["tensors"]}
+    for sample in samples:
+        feeds = {input_name: sample[None]}
+        for name, value in zip(names, session.run(names, feeds), strict=True):
+            activations[name].append(np.asarray(value, np.float32).ravel())
+        for name in graph_inputs & set(calib["tensors"]):
+            activations[name].append(feeds[name].ravel())
+    return calib, {name: np.concatenate(parts) for name, parts in activations.items()}
+
+
+# trtq's executor matches onnxruntime within rounding (tests/conformance exec tests: 1e-4
+# relative), so the activations the two see differ by ~1e-6 relative (measured ≤ 1.3e-6 on these
+# models). That moves some values into a neighbouring fine bin (a fine bin is only ~1e-4 of the
+# abs-max wide), so the histograms are compared as distributions: no value may have moved by
+# more than EXECUTOR_RELATIVE · abs-max.
+EXECUTOR_RELATIVE = 1e-5
+
+
+def moved_too_far(fine, expected_fine, exponent, abs_max):
+    """Whether `fine` cannot come from `expected_fine` by moving every value by at most
+    EXECUTOR_RELATIVE · abs_max: the cumulative counts must stay within that many bins."""
+    reach = int(np.ceil(EXECUTOR_RELATIVE * abs_max / 2.0**exponent))
+    got = np.concatenate([[0], np.cumsum(fine.astype(np.int64))])
+    expected = np.concatenate([[0], np.cumsum(expected_fine.astype(np.int64))])
+    edges = np.arange(expected.size)
+    below = expected[np.maximum(edges - reach, 0)]
+    above = expected[np.minimum(edges + reach, expected.size - 1)]
+    return bool(np.any(got < below) or np.any(got > above))
+
+
+def test_real_model_statistics_match_onnxruntime_activations(real_calibration):
+    """trtq's stored statistics of every tensor against onnxruntime's activations binned by the
+    numpy reference: abs-max, value count, fine-grid exponent, and fine bins equal up to moving
+    each value by the executor's rounding."""
+    calib, activations = real_calibration
+    assert calib["tensors"], "no tensor was calibrated"
+    failures = []
+    for name, stats in sorted(calib["tensors"].items()):
+        values = activations[name]
+        expected_max = float(reference.abs_max(values))
+        exponent, expected_fine = reference.fine_histogram(values, expected_max)
+        stored = stats["histogram"]
+        fine = reference.stored_fine_bins(stored)
+        checks = [
+            (abs(stats["range"]["abs_max"] - expected_max) <= EXECUTOR_RELATIVE * expected_max, "abs-max"),
+            (stats["range"]["count"] == values.size and int(fine.sum()) == values.size, "count"),
+            (stored["exponent"] == exponent, f"exponent {stored['exponent']} vs {exponent}"),
+            (
+                stored["exponent"] != exponent or not moved_too_far(fine, expected_fine, exponent, expected_max),
+                f"values moved more than {EXECUTOR_RELATIVE} of abs-max",
+            ),
+        ]
+        failures += [f"{name}: {what}" for ok, what in checks if not ok]
+    assert not failures, "\n".join(failures)
+
+
+def test_real_model_amax_matches_numpy_reference_on_every_qdq_tensor(real_calibration):
+    """Every method's amax in calib.json against the numpy reference on the same statistics
+    (trtq's stored fine histogram and exact abs-max, converted and searched independently):
+    max equal within 1e-6 relative; percentile, entropy and mse within one 2048-bin bin."""
+    calib, _ = real_calibration
+    failures = []
+    for name, stats in sorted(calib["tensors"].items()):
+        range_max = np.float32(stats["range"]["abs_max"])
+        stored = stats["histogram"]
+        bins = reference.histogram_from_fine(stored["exponent"], reference.stored_fine_bins(stored), range_max)
+        for key, (method, percentile) in REAL_METHODS.items():
+            expected, bin_width = reference.amax_from_histogram(
+                bins, range_max, method, percentile or reference.DEFAULT_PERCENTILE
+            )
+            got = stats["amax_by_method"][key]
+            if method == "max":
+                ok = abs(got - float(expected)) <= 1e-6 * float(expected)
+            else:
+                ok = abs(got - float(expected)) <= float(bin_width)
+            if not ok:
+                failures.append(f"{name} {key}: trtq {got} vs reference {float(expected)} (bin {float(bin_width)})")
+    assert not failures, f"{len(failures)} of {4 * len(calib['tensors'])} amaxes differ:\n" + "\n".join(failures)

@@ -25,6 +25,8 @@ mod npy_dir;
 mod npz;
 mod synthetic;
 
+pub use npy::array_input;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

@@ -438,6 +438,30 @@ impl NpySamples {
     }
 }
 
+/// The float32 input that the whole array in `path` feeds, samples along its first axis (so
+/// `open` streams any `.npy` file without a model, e.g. for `trtq calib-amax`). A 0-d array has
+/// no sample axis and is an error; a non-float32 array fails when opened, naming its type.
+pub fn array_input(path: &Path) -> Result<ModelInput, DataError> {
+    let mut reader = BufReader::new(File::open(path).map_err(DataError::io(path))?);
+    let header = NpyHeader::read(&mut reader, path)?;
+    let sample = header.shape.get(1..).ok_or_else(|| DataError::BadNpy {
+        path: path.to_path_buf(),
+        reason: "a 0-d array has no first axis to take samples along".to_owned(),
+    })?;
+    let mut dims = vec![-1];
+    for &dim in sample {
+        dims.push(i64::try_from(dim).map_err(|_| DataError::BadNpy {
+            path: path.to_path_buf(),
+            reason: format!("dimension {dim} is too large"),
+        })?);
+    }
+    Ok(ModelInput {
+        name: path.display().to_string(),
+        dtype: DataType::Float,
+        dims,
+    })
+}
+
 impl SampleReader for NpySamples {
     fn skip(&mut self, count: usize) -> Result<(), DataError> {
         self.stream.skip(count)
