@@ -505,3 +505,64 @@ fn amax_of(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calib::{FINE_BINS, inverse_bin_width};
+    use crate::exec::BatchRange;
+
+    /// What a device computes for one batch, by the host statement of the rule.
+    fn batch_stats(values: &[f32], exponent: i32) -> BatchStats {
+        let range = MaxCollector::of(values);
+        let finite = values.iter().filter(|v| v.is_finite());
+        let mut bins = vec![0u64; FINE_BINS];
+        for v in finite.clone() {
+            bins[(v.abs() * inverse_bin_width(exponent)) as usize] += 1;
+        }
+        BatchStats {
+            range: BatchRange {
+                abs_max: range.abs_max(),
+                abs_min: range.abs_min(),
+                min: finite.clone().fold(f32::MAX, |m, &v| m.min(v)),
+                max: finite.fold(-f32::MAX, |m, &v| m.max(v)),
+                finite: range.count(),
+                nan: range.nan_count(),
+                inf: range.inf_count(),
+            },
+            exponent,
+            bins,
+        }
+    }
+
+    #[test]
+    fn batch_statistics_give_the_collector_fed_the_values() {
+        let batches: Vec<Vec<f32>> = vec![
+            vec![0.5, -0.25, f32::NAN, 3.0],
+            (0..5000).map(|i| (i as f32 * 0.37).sin() * 40.0).collect(),
+            vec![f32::INFINITY, 1e-30, -7.5],
+        ];
+        for method in [Method::Max, Method::Entropy] {
+            let mut fed = HistogramCollector::new(method);
+            let mut taken = HistogramCollector::new(method);
+            let mut fed_max = MaxCollector::default();
+            let mut taken_max = MaxCollector::default();
+            for batch in &batches {
+                fed.observe(batch);
+                fed_max.observe(batch);
+                let stats = batch_stats(batch, taken.exponent(MaxCollector::of(batch).abs_max()));
+                taken.take(stats.clone()).unwrap();
+                taken_max.take(stats).unwrap();
+            }
+            assert_eq!(taken, fed, "{method:?}");
+            assert_eq!(taken_max, fed_max);
+        }
+        let mut collector = HistogramCollector::new(Method::Entropy);
+        let mut wrong = batch_stats(&[1.0], 0);
+        wrong.bins.truncate(10);
+        assert!(
+            collector.take(wrong).is_err(),
+            "a short histogram is an error, not a panic"
+        );
+    }
+}
