@@ -8,7 +8,9 @@
 #   3. cargo fmt --check
 #   4. cargo clippy --all-targets -- -D warnings
 #   5. cargo build --release
-#   6. cargo test --release
+#   6. cargo test --release, with NVRTC from PyPI's nvidia-cuda-nvrtc wheel on LD_LIBRARY_PATH
+#      (tests/cuda_nvrtc.rs compiles every CUDA kernel source; TRTQ_REQUIRE_NVRTC=1 makes a
+#      missing NVRTC a failure instead of a skip)
 #   7. pytest tests/conformance against target/release/trtq (TRTQ_REQUIRE=1: a missing binary or
 #      model fails instead of skipping; collecting no test at all fails too)
 # Needs only python3.11 (or python3) with venv and pip, cargo, and network access to PyPI and
@@ -56,6 +58,16 @@ cargo clippy --all-targets -- -D warnings
 
 stage "cargo build --release"
 cargo build --release
+
+stage "NVRTC for the CUDA kernel compile test (nvidia-cuda-nvrtc wheel)"
+nvrtc_wheel="nvidia-cuda-nvrtc==13.0.88"
+if ! "$venv/bin/python" -m pip show --quiet nvidia-cuda-nvrtc >/dev/null 2>&1; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$nvrtc_wheel"
+fi
+nvrtc_lib="$("$venv/bin/python" -c 'import importlib.util, pathlib; spec = importlib.util.find_spec("nvidia"); print(pathlib.Path(list(spec.submodule_search_locations)[0]) / "cu13" / "lib")')"
+ls "$nvrtc_lib"/libnvrtc.so.13 >/dev/null
+export LD_LIBRARY_PATH="$nvrtc_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export TRTQ_REQUIRE_NVRTC=1
 
 stage "cargo test --release"
 cargo test --release

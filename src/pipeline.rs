@@ -7,9 +7,9 @@
 
 use crate::calib::data::{self as calib_data, ModelInput};
 use crate::calib::{CalibrationResult, Method};
-use crate::config::{Config, Device, Strategy, Typing};
+use crate::config::{BatchSize, Config, Device, Strategy, Typing};
 use crate::evaluate::{CandidateAccuracy, evaluate};
-use crate::exec::CpuBackend;
+use crate::exec::{Backend, CpuBackend};
 use crate::graph::Model;
 use crate::graph::normalize::{NormalizeOptions, NormalizeReport, normalize};
 use crate::patterns::{MatchesFile, PatternMatch, tensorrt, transform};
@@ -199,6 +199,7 @@ fn run_batch(
     norm_opts: &NormalizeOptions,
     inputs: &[ModelInput],
     declared: &Quantized,
+    device: &CalibrationDevice,
     warnings: &mut Vec<String>,
 ) -> Result<RunBatch, Error> {
     let mut warn = |w: String| {
@@ -207,7 +208,9 @@ fn run_batch(
     };
     let requested = match config.calibration.batch_size {
         crate::config::BatchSize::Fixed(n) => n,
-        crate::config::BatchSize::Auto => crate::config::BatchSize::CPU_AUTO,
+        crate::config::BatchSize::Auto => {
+            device.auto_batch(&declared.fused, declared_batch(inputs).unwrap_or(1))
+        }
     };
     let calib = (&config.calibration.data, config.calibration.max_samples);
     let splits = [("calibration", calib), ("evaluation", eval_split(config))];
@@ -284,12 +287,135 @@ fn model_inputs(model: &Model) -> Result<Vec<ModelInput>, Error> {
         .collect()
 }
 
-fn calibration_device(config: &Config, opts: &BuildOptions) -> Result<&'static str, Error> {
-    match opts.device.unwrap_or(config.calibration.device) {
-        Device::Cpu => Ok("cpu"),
+/// Where calibration runs, as chosen from the config and `--device`.
+#[derive(Clone, Debug)]
+enum CalibrationDevice {
+    /// The CPU executor.
+    Cpu,
+    /// The CUDA executor on this GPU; `required` (device: cuda) makes a backend that cannot
+    /// start an exit-3 error, else (auto) the CPU takes over with a warning.
+    #[cfg(feature = "cuda")]
+    Cuda {
+        /// The GPU.
+        info: crate::exec::cuda::DeviceInfo,
+        /// True for `device: cuda`.
+        required: bool,
+    },
+}
+
+impl CalibrationDevice {
+    /// How the summary names the device.
+    fn describe(&self) -> String {
+        match self {
+            CalibrationDevice::Cpu => "cpu".into(),
+            #[cfg(feature = "cuda")]
+            CalibrationDevice::Cuda { info, .. } => info.to_string(),
+        }
+    }
+
+    /// The batch size `calibration.batch_size: auto` means here: on the GPU the largest that
+    /// fits free device memory by the plan's peak live bytes per sample (see
+    /// [`crate::exec::cuda::auto_batch`]), on the CPU [`BatchSize::CPU_AUTO`].
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+    fn auto_batch(&self, model: &Model, declared_batch: usize) -> usize {
+        match self {
+            CalibrationDevice::Cpu => BatchSize::CPU_AUTO,
+            #[cfg(feature = "cuda")]
+            CalibrationDevice::Cuda { info, .. } => {
+                match crate::exec::cuda::planned_peak_bytes(model) {
+                    Ok(Some(peak)) => {
+                        let batch = crate::exec::cuda::auto_batch(
+                            peak / declared_batch.max(1),
+                            info.free_memory,
+                        );
+                        ui::info(format!(
+                            "batch_size auto: {batch} ({:.1} MiB of live values per sample, {:.1} GiB free on the GPU)",
+                            peak as f64 / declared_batch.max(1) as f64 / f64::from(1u32 << 20),
+                            info.free_memory as f64 / f64::from(1u32 << 30)
+                        ));
+                        batch
+                    }
+                    _ => BatchSize::CPU_AUTO,
+                }
+            }
+        }
+    }
+
+    /// The calibration backend with `model` prepared. The returned description names the device
+    /// that will actually run (the CPU when `auto`'s GPU backend could not start).
+    fn backend(&self, model: &Model, path: &Path) -> Result<(Box<dyn Backend>, String), Error> {
+        let bad_model =
+            |e: crate::exec::ExecError| Error::BadInput(format!("{}: {e}", path.display()));
+        #[cfg(feature = "cuda")]
+        if let CalibrationDevice::Cuda { info, required } = self {
+            use crate::exec::cuda::CudaBackend;
+            match CudaBackend::new(info.clone(), false) {
+                Ok(mut gpu) => {
+                    gpu.prepare(model).map_err(bad_model)?;
+                    return Ok((Box::new(gpu), self.describe()));
+                }
+                Err(e) if *required => {
+                    return Err(Error::MissingEnvironment(format!(
+                        "calibration.device is cuda, but the CUDA backend could not start on {info}: {e}"
+                    )));
+                }
+                Err(e) => ui::warn(format!(
+                    "the CUDA backend could not start on {info} ({e}); calibrating on the CPU"
+                )),
+            }
+        }
+        let cpu = CpuBackend::with_model(model).map_err(bad_model)?;
+        Ok((Box::new(cpu), CalibrationDevice::Cpu.describe()))
+    }
+}
+
+/// Picks the calibration device: `auto` takes the GPU when one is usable and says which (or why
+/// not), `cuda` without a usable GPU is [`Error::MissingEnvironment`] (exit 3) naming what is
+/// missing.
+fn calibration_device(config: &Config, opts: &BuildOptions) -> Result<CalibrationDevice, Error> {
+    let requested = opts.device.unwrap_or(config.calibration.device);
+    #[cfg(feature = "cuda")]
+    {
+        use crate::exec::cuda::probe;
+        match requested {
+            Device::Cpu => Ok(CalibrationDevice::Cpu),
+            Device::Auto => match probe() {
+                Ok(info) => {
+                    ui::info(format!(
+                        "calibration device: {info} (device: auto found a GPU)"
+                    ));
+                    Ok(CalibrationDevice::Cuda {
+                        info,
+                        required: false,
+                    })
+                }
+                Err(why) => {
+                    ui::info(format!(
+                        "calibration device: cpu (device: auto found no usable GPU: {why})"
+                    ));
+                    Ok(CalibrationDevice::Cpu)
+                }
+            },
+            Device::Cuda => match probe() {
+                Ok(info) => {
+                    ui::info(format!("calibration device: {info}"));
+                    Ok(CalibrationDevice::Cuda {
+                        info,
+                        required: true,
+                    })
+                }
+                Err(why) => Err(Error::MissingEnvironment(format!(
+                    "calibration.device is cuda, but no GPU can be used: {why} (or use device: cpu / auto)"
+                ))),
+            },
+        }
+    }
+    #[cfg(not(feature = "cuda"))]
+    match requested {
+        Device::Cpu => Ok(CalibrationDevice::Cpu),
         Device::Auto => {
             ui::info("calibration device: cpu (this build of trtq has no CUDA backend; device: auto falls back to the CPU)");
-            Ok("cpu")
+            Ok(CalibrationDevice::Cpu)
         }
         Device::Cuda => Err(Error::MissingEnvironment(
             "calibration.device is cuda, but this trtq was built without the `cuda` feature (no CUDA backend): rebuild with --features cuda, or use device: cpu / auto".into(),
@@ -370,7 +496,7 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
         batched,
         inputs: run_inputs,
         batch: run_batch,
-    } = run_batch(&config, &norm_opts, &inputs, &q, &mut warnings)?;
+    } = run_batch(&config, &norm_opts, &inputs, &q, &device, &mut warnings)?;
     let calib_source = &config.calibration.data;
     let (eval_source, eval_max) = eval_split(&config);
     let data_err = |e: calib_data::DataError| Error::BadInput(e.to_string());
@@ -407,22 +533,31 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
         .map(|stored| CalibrationResult::reuse(stored, &tensors, &groups, method))
         .transpose()
         .map_err(|e| Error::BadInput(format!("--reuse-calibration: {e}")))?;
+    // The calibration backend starts before anything is written (a GPU that cannot start under
+    // device: cuda is exit 3 with nothing written).
+    let run_fused = batched.as_ref().map_or(&q.fused, |b| &b.fused);
+    let calibrator = match &reused {
+        Some(_) => None,
+        None => Some(device.backend(run_fused, &config.model)?),
+    };
 
     let mut run = OutputDir::create(&out, &config.model)?;
     run.save_model(&model, "model.normalized.onnx")?;
     run.save_model(&q.fused, "model.fused.onnx")?;
 
-    let calib: CalibrationResult = match reused {
-        Some(calib) => calib,
-        None => {
-            let run_fused = batched.as_ref().map_or(&q.fused, |b| &b.fused);
-            let mut backend = CpuBackend::with_model(run_fused)
-                .map_err(|e| Error::BadInput(format!("{}: {e}", config.model.display())))?;
+    let (calib, calibrated_on): (CalibrationResult, String) = match (reused, calibrator) {
+        (Some(calib), _) => (calib, "none (--reuse-calibration)".into()),
+        (None, None) => {
+            return Err(Error::BadInput(
+                "internal: no calibration backend was started".into(),
+            ));
+        }
+        (None, Some((mut backend, calibrated_on))) => {
             let bar =
                 crate::progress::Progress::new(config.calibration.max_samples as u64, "calibrate");
             let mut calib_data = open_calib().map_err(|e| Error::BadInput(e.to_string()))?;
             let calib = crate::calib::calibrate(
-                &mut backend,
+                backend.as_mut(),
                 calib_data.as_mut(),
                 &tensors,
                 &groups,
@@ -431,7 +566,7 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
             )
             .map_err(|e| Error::BadInput(format!("calibration: {e}")))?;
             bar.finish();
-            calib
+            (calib, calibrated_on)
         }
     };
     for (t, s) in &calib.tensors {
@@ -590,7 +725,7 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
             batch_size: calib.batch_size,
             seconds: calib.seconds,
             tensors: calib.tensors.len(),
-            device: device.into(),
+            device: calibrated_on.clone(),
         }),
         accuracy,
         engines,

@@ -9,8 +9,9 @@
 use super::data::BatchSource;
 use super::{
     CalibError, Collector, FineHistogram, HistogramCollector, MaxCollector, Method, Percentile,
+    exponent_for,
 };
-use crate::exec::{Backend, ExecError, Observer};
+use crate::exec::{Backend, BatchStats, ExecError, Observer, StatsSink};
 use crate::graph::Tensor;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -209,9 +210,73 @@ impl TensorStats {
 struct Stage<C> {
     collectors: HashMap<String, C>,
     error: Option<String>,
+    /// The first device statistics that could not be taken (reported after the batch).
+    stats_error: Option<CalibError>,
 }
 
-impl<C: Collector> Observer for Stage<C> {
+/// A collector that also takes a backend's per-batch statistics in place of the values (the
+/// CUDA backend computes them on the device by the same fine-grid rule, so the collector ends up
+/// bit-identical to one fed the values).
+trait TakesBatchStats: Collector {
+    /// Whether the backend must bin a histogram (not for `max`).
+    const HISTOGRAM: bool;
+    /// The grid exponent for a batch whose finite abs-max is `batch_abs_max`: the grid the
+    /// collector would regrid to before binning the batch itself.
+    fn exponent(&self, batch_abs_max: f32) -> i32;
+    /// Adds one batch's statistics.
+    fn take(&mut self, stats: BatchStats) -> Result<(), CalibError>;
+}
+
+/// The range statistics of a batch as a [`MaxCollector`].
+fn range_of(stats: &BatchStats) -> MaxCollector {
+    let r = &stats.range;
+    MaxCollector::from_parts(r.abs_max, r.abs_min, r.finite, r.nan, r.inf)
+}
+
+impl TakesBatchStats for MaxCollector {
+    const HISTOGRAM: bool = false;
+    fn exponent(&self, batch_abs_max: f32) -> i32 {
+        exponent_for(batch_abs_max)
+    }
+    fn take(&mut self, stats: BatchStats) -> Result<(), CalibError> {
+        self.merge(&range_of(&stats));
+        Ok(())
+    }
+}
+
+impl TakesBatchStats for HistogramCollector {
+    const HISTOGRAM: bool = true;
+    fn exponent(&self, batch_abs_max: f32) -> i32 {
+        self.fine().exponent().max(exponent_for(batch_abs_max))
+    }
+    fn take(&mut self, stats: BatchStats) -> Result<(), CalibError> {
+        let range = range_of(&stats);
+        let (nan, inf) = (stats.range.nan, stats.range.inf);
+        let fine = FineHistogram::from_parts(stats.exponent, stats.bins, nan, inf)?;
+        self.merge(&HistogramCollector::from_parts(range, fine, self.method()));
+        Ok(())
+    }
+}
+
+impl<C: TakesBatchStats> StatsSink for Stage<C> {
+    fn wants_histogram(&self, _value: &str) -> bool {
+        C::HISTOGRAM
+    }
+    fn exponent(&self, value: &str, batch_abs_max: f32) -> i32 {
+        self.collectors
+            .get(value)
+            .map_or(exponent_for(batch_abs_max), |c| c.exponent(batch_abs_max))
+    }
+    fn observe_stats(&mut self, value: &str, stats: BatchStats) {
+        if let Some(c) = self.collectors.get_mut(value)
+            && let Err(e) = c.take(stats)
+        {
+            self.stats_error.get_or_insert(e);
+        }
+    }
+}
+
+impl<C: TakesBatchStats> Observer for Stage<C> {
     fn wants(&self, value: &str) -> bool {
         self.collectors.contains_key(value)
     }
@@ -223,6 +288,9 @@ impl<C: Collector> Observer for Stage<C> {
             }
             (None, _) => {}
         }
+    }
+    fn stats_sink(&mut self) -> Option<&mut dyn StatsSink> {
+        Some(self)
     }
 }
 
@@ -236,7 +304,7 @@ struct PassCount {
 
 /// Runs every batch of `data` through `backend`, feeding a collector per tensor; returns the
 /// collectors and what it ran.
-fn pass<C: Collector>(
+fn pass<C: TakesBatchStats>(
     backend: &mut dyn Backend,
     data: &mut dyn BatchSource,
     tensors: &[String],
@@ -249,6 +317,7 @@ fn pass<C: Collector>(
             .map(|t| (t.clone(), new_collector()))
             .collect(),
         error: None,
+        stats_error: None,
     };
     let mut count = PassCount::default();
     while let Some(batch) = data.next_batch()? {
@@ -259,6 +328,9 @@ fn pass<C: Collector>(
         progress(count.samples);
         if let Some(name) = stage.error.take() {
             return Err(CalibrateError::NotFloat(name));
+        }
+        if let Some(error) = stage.stats_error.take() {
+            return Err(CalibrateError::Calib(error));
         }
     }
     if count.samples == 0 {
@@ -432,4 +504,65 @@ fn amax_of(
             });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calib::{FINE_BINS, inverse_bin_width};
+    use crate::exec::BatchRange;
+
+    /// What a device computes for one batch, by the host statement of the rule.
+    fn batch_stats(values: &[f32], exponent: i32) -> BatchStats {
+        let range = MaxCollector::of(values);
+        let finite = values.iter().filter(|v| v.is_finite());
+        let mut bins = vec![0u64; FINE_BINS];
+        for v in finite.clone() {
+            bins[(v.abs() * inverse_bin_width(exponent)) as usize] += 1;
+        }
+        BatchStats {
+            range: BatchRange {
+                abs_max: range.abs_max(),
+                abs_min: range.abs_min(),
+                min: finite.clone().fold(f32::MAX, |m, &v| m.min(v)),
+                max: finite.fold(-f32::MAX, |m, &v| m.max(v)),
+                finite: range.count(),
+                nan: range.nan_count(),
+                inf: range.inf_count(),
+            },
+            exponent,
+            bins,
+        }
+    }
+
+    #[test]
+    fn batch_statistics_give_the_collector_fed_the_values() {
+        let batches: Vec<Vec<f32>> = vec![
+            vec![0.5, -0.25, f32::NAN, 3.0],
+            (0..5000).map(|i| (i as f32 * 0.37).sin() * 40.0).collect(),
+            vec![f32::INFINITY, 1e-30, -7.5],
+        ];
+        for method in [Method::Max, Method::Entropy] {
+            let mut fed = HistogramCollector::new(method);
+            let mut taken = HistogramCollector::new(method);
+            let mut fed_max = MaxCollector::default();
+            let mut taken_max = MaxCollector::default();
+            for batch in &batches {
+                fed.observe(batch);
+                fed_max.observe(batch);
+                let stats = batch_stats(batch, taken.exponent(MaxCollector::of(batch).abs_max()));
+                taken.take(stats.clone()).unwrap();
+                taken_max.take(stats).unwrap();
+            }
+            assert_eq!(taken, fed, "{method:?}");
+            assert_eq!(taken_max, fed_max);
+        }
+        let mut collector = HistogramCollector::new(Method::Entropy);
+        let mut wrong = batch_stats(&[1.0], 0);
+        wrong.bins.truncate(10);
+        assert!(
+            collector.take(wrong).is_err(),
+            "a short histogram is an error, not a panic"
+        );
+    }
 }

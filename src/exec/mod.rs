@@ -8,10 +8,14 @@
 //! inference, or opset upgrades (models older than opset 13 are upgraded by normalization).
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod plan;
+mod stats;
 
 pub use cpu::CpuBackend;
 pub use plan::{Plan, Step};
+pub use stats::{BatchRange, BatchStats, StatsSink};
 
 use crate::graph::{GraphError, Model, Tensor, TensorError};
 use std::collections::HashMap;
@@ -54,6 +58,9 @@ pub enum ExecError {
     /// An initializer could not be decoded.
     #[error(transparent)]
     Tensor(#[from] TensorError),
+    /// The device failed (a driver, kernel launch or cuBLAS error; the message names the call).
+    #[error("device error: {0}")]
+    Device(String),
 }
 
 /// Watches named tensors while a backend runs (calibration collectors, debugging dumps).
@@ -62,6 +69,12 @@ pub trait Observer {
     fn wants(&self, value: &str) -> bool;
     /// Called once per run for every wanted value, as soon as it is computed.
     fn observe(&mut self, value: &str, tensor: &Tensor);
+    /// When this observer takes per-batch statistics in place of tensors: its sink. A backend
+    /// that can compute [`BatchStats`] where the tensor lives (the GPU) then calls the sink
+    /// instead of [`Observer::observe`]; others ignore it. Default: none.
+    fn stats_sink(&mut self) -> Option<&mut dyn StatsSink> {
+        None
+    }
 }
 
 /// An observer that wants nothing: for plain inference.

@@ -22,7 +22,7 @@ mod quant;
 mod reduce;
 mod resize;
 mod values;
-mod window;
+pub(crate) mod window;
 
 pub use backend::CpuBackend;
 
@@ -380,6 +380,13 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// A view of `node` with its positional inputs (`None`: omitted), for code outside the CPU
+    /// kernels that reads attributes the same way (the CUDA backend's window geometry).
+    #[cfg(feature = "cuda")]
+    pub(crate) fn new(node: &'a Node, inputs: &'a [Option<&'a Tensor>]) -> Ctx<'a> {
+        Ctx { node, inputs }
+    }
+
     /// Input `i`, required.
     pub fn input(&self, i: usize) -> OpResult<&'a Tensor> {
         self.opt(i)
