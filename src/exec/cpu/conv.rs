@@ -336,12 +336,12 @@ pub(crate) fn conv_with(
                         accumulate,
                         1.0,
                     )?;
-                    if let Some(act) = activation {
-                        // The tile's rows of every output plane, while still in cache.
-                        let tile = r0 * width..r1 * width;
-                        dst.par_chunks_mut(os)
-                            .for_each(|plane| act.apply_all(&mut plane[tile.clone()]));
-                    }
+                }
+                if let Some(act) = activation {
+                    // Once per group over whole planes: per tile, the rayon dispatch over every
+                    // plane cost more than the cache reuse saved (bench-results/exec.md).
+                    dst.par_chunks_mut(os)
+                        .for_each(|plane| act.apply_all(plane));
                 }
             }
         }
