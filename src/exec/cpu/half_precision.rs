@@ -13,6 +13,8 @@
 use crate::exec::ExecError;
 use crate::graph::{Node, Tensor};
 use half::f16;
+use half::slice::HalfFloatSliceExt;
+use ndarray::ArrayD;
 
 /// Ops whose output type comes from an attribute, not from their inputs' precision.
 const OUTPUT_TYPE_FROM_ATTRIBUTE: &[&str] = &["Cast"];
@@ -32,7 +34,7 @@ pub(super) fn eval_widened(
     let widened: Vec<Option<Tensor>> = inputs
         .iter()
         .map(|t| match t {
-            Some(Tensor::F16(a)) => Some(Tensor::F32(a.mapv(f32::from))),
+            Some(Tensor::F16(a)) => Some(Tensor::F32(widen(a))),
             _ => None,
         })
         .collect();
@@ -48,10 +50,26 @@ pub(super) fn eval_widened(
     Ok(outputs
         .into_iter()
         .map(|t| match t {
-            Tensor::F32(a) => Tensor::F16(a.mapv(f16::from_f32)),
+            Tensor::F32(a) => Tensor::F16(narrow(&a)),
             other => other,
         })
         .collect())
+}
+
+/// `a` as f32 (exact), converted by `half`'s slice routine (vectorized where the CPU has F16C).
+fn widen(a: &ArrayD<f16>) -> ArrayD<f32> {
+    let source = super::contiguous(a);
+    let mut wide = vec![0f32; source.len()];
+    source.convert_to_f32_slice(&mut wide);
+    ArrayD::from_shape_vec(a.raw_dim(), wide).unwrap_or_else(|_| a.mapv(f32::from))
+}
+
+/// `a` rounded to FP16 (to nearest, ties to even), like [`widen`].
+fn narrow(a: &ArrayD<f32>) -> ArrayD<f16> {
+    let source = super::contiguous(a);
+    let mut half = vec![f16::ZERO; source.len()];
+    half.convert_from_f32_slice(&source);
+    ArrayD::from_shape_vec(a.raw_dim(), half).unwrap_or_else(|_| a.mapv(f16::from_f32))
 }
 
 #[cfg(test)]
