@@ -18,10 +18,11 @@ mod fine;
 mod histogram;
 mod methods;
 mod npy;
+mod runs;
 mod weights;
 
 pub use amax::{AMAX_FLOOR, AmaxResult, AmaxWarning};
-pub use calibrate::{CalibrateError, CalibrationResult, TensorStats, calibrate};
+pub use calibrate::{CalibrateError, CalibrationResult, TensorStats, TieGroupStats, calibrate};
 pub use collectors::{
     Collector, HistogramCollector, MaxCollector, TensorCalibration, calibrate_tensor,
     tie_group_amax,
