@@ -165,6 +165,11 @@ struct ObservedGroup {
 }
 
 impl CalibrationResult {
+    /// The calib.json text: objects one key per line, arrays (histogram runs) on one line.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        super::json_text::to_string(self)
+    }
+
     /// tensor → amax of the configured method.
     pub fn amax_map(&self) -> HashMap<String, f32> {
         self.tensors

@@ -16,6 +16,7 @@ pub mod data;
 mod error;
 mod fine;
 mod histogram;
+mod json_text;
 mod methods;
 mod npy;
 mod runs;
