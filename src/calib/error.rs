@@ -35,7 +35,7 @@ pub enum CalibError {
         /// The method asked for.
         method: String,
     },
-    /// A fine-grid exponent outside the allowed range (a corrupt calib.json or device result).
+    /// A fine-grid exponent outside the allowed range (a corrupt stored histogram or device result).
     #[error("fine histogram exponent {exponent} is outside [{min}, {max}]")]
     FineExponent {
         /// The exponent as given.
