@@ -91,12 +91,14 @@ def histogram_from_fine(exponent, fine, range_max):
     return np.bincount(target, weights=fine.astype(np.float64), minlength=BINS).astype(np.uint64)
 
 
-def stored_fine_bins(stored):
-    """The FINE_BINS counts of a calib.json fine histogram (`runs` of [first bin, [counts]])."""
-    fine = np.zeros(FINE_BINS, np.uint64)
+def stored_bins(stored):
+    """The 2048 counts of a calib.json histogram (`bins` = 2048, `runs` of [first bin, [counts]])."""
+    assert stored["bins"] == BINS, f"calib.json histogram has {stored['bins']} bins, not {BINS}"
+    bins = np.zeros(BINS, np.uint64)
     for start, counts in stored["runs"]:
-        fine[start : start + len(counts)] = counts
-    return fine
+        assert start + len(counts) <= BINS, f"run at {start} of {len(counts)} bins past the end"
+        bins[start : start + len(counts)] = counts
+    return bins
 
 
 def percentile_edge(bins, percentile):

@@ -607,7 +607,10 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     if let Some(u) = &uniform {
         run.save_model(u, "model.uniform.qdq.onnx")?;
     }
-    run.write_json("calib.json", &calib)?;
+    let calib_text = calib
+        .to_json()
+        .map_err(|e| Error::BadInput(format!("calib.json: {e}")))?;
+    run.write_text("calib.json", &(calib_text + "\n"))?;
 
     // Accuracy on the evaluation split (or the calibration data), at the calibration batch.
     let mut eval_data = open_eval().map_err(data_err)?;

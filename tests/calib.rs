@@ -380,6 +380,15 @@ fn reused_calibration_gives_the_scales_of_a_fresh_run_without_running_the_model(
     let root = folder.path();
     let entropy = build_demo(&demo_config(root, "entropy"), root.join("entropy"), None).unwrap();
     assert_eq!(entropy.passes, 1);
+    // The demo ties a MaxPool's input and output: the group's view is stored with the group.
+    let group = entropy
+        .tie_groups
+        .first()
+        .expect("the demo has a tie group");
+    assert!(group.histogram.is_some() && group.tensors.len() > 1);
+    for member in &group.tensors {
+        assert_eq!(entropy.tensors[member].amax.to_bits(), group.amax.to_bits());
+    }
     let stored = root.join("entropy/calib.json");
 
     let max_config = demo_config(root, "max");
@@ -430,6 +439,36 @@ fn reused_calibration_gives_the_scales_of_a_fresh_run_without_running_the_model(
     assert!(
         !root.join("partial").exists(),
         "nothing is written on bad input"
+    );
+
+    // The model ties tensors the file did not calibrate as one group: exit 2, naming the file.
+    let mut ungrouped: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stored).unwrap()).unwrap();
+    ungrouped["tie_groups"] = serde_json::json!([]);
+    let ungrouped_path = root.join("ungrouped.json");
+    std::fs::write(&ungrouped_path, ungrouped.to_string()).unwrap();
+    let error = build_demo(
+        &demo_config(root, "entropy"),
+        root.join("ungrouped"),
+        Some(ungrouped_path.clone()),
+    )
+    .unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    let message = error.to_string();
+    assert!(message.contains("ungrouped.json"), "{message}");
+    assert!(message.contains("tie groups changed"), "{message}");
+    assert!(message.contains(&group.tensors[0]), "{message}");
+    // max needs no stored group view: the members' exact ranges give the group's amax.
+    let from_ungrouped = build_demo(
+        &max_config,
+        root.join("max-ungrouped"),
+        Some(ungrouped_path),
+    );
+    assert_eq!(
+        from_ungrouped.unwrap().tensors[&group.tensors[0]]
+            .amax
+            .to_bits(),
+        fresh_max.tensors[&group.tensors[0]].amax.to_bits()
     );
 
     // A max run keeps no histograms: entropy cannot be re-derived from it.

@@ -5,11 +5,18 @@
 //! amaxes from a stored calib.json without running the model (`--reuse-calibration`), and
 //! [`CalibrationResult`]. Does not own: the collectors' math, data loading, or writing scales
 //! into a Q/DQ model.
+//!
+//! calib.json keeps what every method's amax is computed from, and nothing more: per tensor the
+//! exact range statistics and the 2048-bin view at its abs-max; per tie group the 2048-bin view
+//! of the members' merged fine grids at the group's abs-max (views of different ranges cannot be
+//! merged exactly, fine grids can). The fine grids themselves (8× the size) are dropped once the
+//! views are taken. So a reused calibration gives bit for bit the amaxes of a fresh one, as long
+//! as the model ties the same tensors (checked on reuse).
 
 use super::data::BatchSource;
 use super::{
-    CalibError, Collector, FineHistogram, HistogramCollector, MaxCollector, Method, Percentile,
-    exponent_for,
+    CalibError, Collector, FineHistogram, Histogram, HistogramCollector, MaxCollector, Method,
+    Percentile, exponent_for,
 };
 use crate::exec::{Backend, BatchStats, ExecError, Observer, StatsSink};
 use crate::graph::Tensor;
@@ -68,6 +75,19 @@ pub enum CalibrateError {
         /// How many others are missing too.
         more: usize,
     },
+    /// The model ties tensors that the stored calibration did not merge as one group, so its
+    /// stored group histograms cannot give the group's amax.
+    #[error(
+        "{}: the tie groups changed since this calibration (the model ties {group}, which it did \
+         not calibrate as one group); re-run calibration without --reuse-calibration",
+        path.display()
+    )]
+    TieGroupsChanged {
+        /// The calib.json.
+        path: PathBuf,
+        /// The model's first group not found in the file, its members joined by ", ".
+        group: String,
+    },
     /// A stored calibration cannot give the method's amaxes (e.g. it kept no histograms).
     #[error("{}: {source}", path.display())]
     Stored {
@@ -88,12 +108,25 @@ pub struct TensorStats {
     pub amax_by_method: BTreeMap<String, f32>,
     /// The exact statistics: abs-max, min |x|, value counts.
     pub range: MaxCollector,
-    /// The fine-grid histogram (absent for `max` runs, which fill none).
-    pub histogram: Option<FineHistogram>,
+    /// The 2048-bin view over `[0, abs-max]` every histogram method reads (absent for `max`
+    /// runs, which fill no histogram).
+    pub histogram: Option<Histogram>,
     /// The tie group this tensor belongs to (index into `tie_groups`), if any.
     pub tie_group: Option<usize>,
     /// Warnings about degenerate data, worded for the user.
     pub warnings: Vec<String>,
+}
+
+/// What one tie group's calibration recorded (calib.json).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TieGroupStats {
+    /// The member tensors.
+    pub tensors: Vec<String>,
+    /// The amax of the configured method, shared by every member.
+    pub amax: f32,
+    /// The 2048-bin view of the members' merged fine grids over `[0, the group's abs-max]`
+    /// (absent for `max` runs).
+    pub histogram: Option<Histogram>,
 }
 
 /// The result of calibrating a model (written as calib.json).
@@ -116,17 +149,28 @@ pub struct CalibrationResult {
     pub seconds: f64,
     /// Per tensor statistics.
     pub tensors: BTreeMap<String, TensorStats>,
-    /// Tie groups as given.
-    pub tie_groups: Vec<Vec<String>>,
+    /// The tie groups of the calibrated tensors (those with at least two members).
+    pub tie_groups: Vec<TieGroupStats>,
 }
 
 /// One tensor's statistics before any amax is chosen.
 struct Observed {
     range: MaxCollector,
-    histogram: Option<FineHistogram>,
+    view: Option<Histogram>,
+}
+
+/// One tie group's members and merged 2048-bin view before its amax is chosen.
+struct ObservedGroup {
+    tensors: Vec<String>,
+    view: Option<Histogram>,
 }
 
 impl CalibrationResult {
+    /// The calib.json text: objects one key per line, arrays (histogram runs) on one line.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        super::json_text::to_string(self)
+    }
+
     /// tensor → amax of the configured method.
     pub fn amax_map(&self) -> HashMap<String, f32> {
         self.tensors
@@ -144,7 +188,15 @@ impl CalibrationResult {
             .iter()
             .map(|(name, stats)| (name.clone(), stats.observed()))
             .collect();
-        let mut result = assemble(observed, &self.tie_groups, method, self.samples, 0)?;
+        let groups = self
+            .tie_groups
+            .iter()
+            .map(|g| ObservedGroup {
+                tensors: g.tensors.clone(),
+                view: g.histogram.clone(),
+            })
+            .collect();
+        let mut result = assemble(observed, groups, method, self.samples, 0)?;
         result.seconds = start.elapsed().as_secs_f64();
         Ok(result)
     }
@@ -152,7 +204,8 @@ impl CalibrationResult {
     /// Reads the calib.json at `path` and re-derives the amaxes of `tensors` (grouped by
     /// `tie_groups`, as in [`calibrate`]) with `method`, without running the model
     /// (`trtq build --reuse-calibration`). Errors name the file and, when the stored tensors do
-    /// not cover `tensors`, the first missing one.
+    /// not cover `tensors`, the first missing one; a histogram method also needs every group
+    /// of `tie_groups` (restricted to `tensors`) stored as a group, whose merged view it reads.
     pub fn reuse(
         path: &Path,
         tensors: &[String],
@@ -185,9 +238,28 @@ impl CalibrationResult {
             .iter()
             .filter_map(|t| Some((t.clone(), stored.tensors.get(t)?.observed())))
             .collect();
-        let groups = groups_of(tensors, tie_groups);
+        let groups = groups_of(tensors, tie_groups)
+            .into_iter()
+            .map(|members| {
+                let view = match stored_group(&stored, &members) {
+                    Some(group) => group.histogram.clone(),
+                    // max needs no stored view: the members' ranges merge exactly.
+                    None if !method.needs_histogram() => None,
+                    None => {
+                        return Err(CalibrateError::TieGroupsChanged {
+                            path: path.to_owned(),
+                            group: members.join(", "),
+                        });
+                    }
+                };
+                Ok(ObservedGroup {
+                    tensors: members,
+                    view,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut result =
-            assemble(observed, &groups, method, stored.samples, 0).map_err(|source| {
+            assemble(observed, groups, method, stored.samples, 0).map_err(|source| {
                 CalibrateError::Stored {
                     path: path.to_owned(),
                     source,
@@ -202,9 +274,23 @@ impl TensorStats {
     fn observed(&self) -> Observed {
         Observed {
             range: self.range,
-            histogram: self.histogram.clone(),
+            view: self.histogram.clone(),
         }
     }
+}
+
+/// The group `stored` keeps of exactly `members` (in any order), if any.
+fn stored_group<'a>(
+    stored: &'a CalibrationResult,
+    members: &[String],
+) -> Option<&'a TieGroupStats> {
+    let mut wanted: Vec<&String> = members.iter().collect();
+    wanted.sort();
+    stored.tie_groups.iter().find(|g| {
+        let mut have: Vec<&String> = g.tensors.iter().collect();
+        have.sort();
+        have == wanted
+    })
 }
 
 struct Stage<C> {
@@ -364,7 +450,8 @@ pub fn calibrate(
     progress: &dyn Fn(usize),
 ) -> Result<CalibrationResult, CalibrateError> {
     let start = Instant::now();
-    let (observed, count) = if method.needs_histogram() {
+    let groups = groups_of(tensors, tie_groups);
+    let (observed, group_views, count) = if method.needs_histogram() {
         let (collectors, count) = pass(
             backend,
             data,
@@ -372,49 +459,59 @@ pub fn calibrate(
             || HistogramCollector::new(method),
             progress,
         )?;
+        // The groups' views come from the merged fine grids, before those are dropped.
+        let group_views = groups
+            .iter()
+            .map(|g| merged_view(g.iter().filter_map(|t| collectors.get(t))).map(Some))
+            .collect::<Result<Vec<_>, CalibError>>()?;
         let observed = collectors
             .into_iter()
             .map(|(name, c)| {
                 let observed = Observed {
                     range: *c.range(),
-                    histogram: Some(c.fine().clone()),
+                    view: Some(c.histogram()?),
                 };
-                (name, observed)
+                Ok((name, observed))
             })
-            .collect();
-        (observed, count)
+            .collect::<Result<_, CalibError>>()?;
+        (observed, group_views, count)
     } else {
         let (collectors, count) = pass(backend, data, tensors, MaxCollector::default, progress)?;
         let observed = collectors
             .into_iter()
-            .map(|(name, range)| {
-                let observed = Observed {
-                    range,
-                    histogram: None,
-                };
-                (name, observed)
-            })
+            .map(|(name, range)| (name, Observed { range, view: None }))
             .collect();
-        (observed, count)
+        (observed, vec![None; groups.len()], count)
     };
-    let mut result = assemble(
-        observed,
-        &groups_of(tensors, tie_groups),
-        method,
-        count.samples,
-        1,
-    )?;
+    let groups = groups
+        .into_iter()
+        .zip(group_views)
+        .map(|(tensors, view)| ObservedGroup { tensors, view })
+        .collect();
+    let mut result = assemble(observed, groups, method, count.samples, 1)?;
     result.batch_size = count.largest_batch;
     result.batches = count.batches;
     result.seconds = start.elapsed().as_secs_f64();
     Ok(result)
 }
 
+/// The 2048-bin view of a tie group's members merged (exact: fine grids merge by regridding),
+/// over `[0, the group's abs-max]`.
+fn merged_view<'a>(
+    mut members: impl Iterator<Item = &'a HistogramCollector>,
+) -> Result<Histogram, CalibError> {
+    let mut merged = members.next().ok_or(CalibError::EmptyTieGroup)?.clone();
+    for member in members {
+        merged.merge(member);
+    }
+    merged.histogram()
+}
+
 /// Every tensor's amaxes (its own per method, and the configured method's, shared within tie
 /// groups) from its statistics; `seconds` is left 0 for the caller.
 fn assemble(
     observed: BTreeMap<String, Observed>,
-    groups: &[Vec<String>],
+    groups: Vec<ObservedGroup>,
     method: Method,
     samples: usize,
     passes: usize,
@@ -422,26 +519,21 @@ fn assemble(
     let group_of: HashMap<&str, usize> = groups
         .iter()
         .enumerate()
-        .flat_map(|(i, g)| g.iter().map(move |t| (t.as_str(), i)))
+        .flat_map(|(i, g)| g.tensors.iter().map(move |t| (t.as_str(), i)))
         .collect();
     let group_amax = groups
         .iter()
         .map(|g| {
-            let members: Vec<&Observed> = g.iter().filter_map(|t| observed.get(t)).collect();
-            let (first, rest) = members.split_first().ok_or(CalibError::EmptyTieGroup)?;
-            let mut range = first.range;
-            let mut histogram = first.histogram.clone();
-            for member in rest {
-                range.merge(&member.range);
-                histogram = match (histogram, &member.histogram) {
-                    (Some(mut merged), Some(h)) => {
-                        merged.merge(h);
-                        Some(merged)
-                    }
-                    _ => None,
-                };
+            let mut ranges = g
+                .tensors
+                .iter()
+                .filter_map(|t| observed.get(t))
+                .map(|o| o.range);
+            let mut range = ranges.next().ok_or(CalibError::EmptyTieGroup)?;
+            for member in ranges {
+                range.merge(&member);
             }
-            amax_of(&range, histogram.as_ref(), method)
+            amax_of(&range, g.view.as_ref(), method)
         })
         .collect::<Result<Vec<f32>, CalibError>>()?;
     let percentile = Method::Percentile(Percentile::new(super::DEFAULT_PERCENTILE)?);
@@ -450,20 +542,19 @@ fn assemble(
         let max = stats.range.amax()?;
         let warnings = max.warnings.iter().map(|w| w.to_string()).collect();
         let mut amax_by_method = BTreeMap::from([("max".to_string(), max.amax)]);
-        if let Some(fine) = &stats.histogram {
-            let histogram = fine.to_histogram(stats.range.abs_max())?;
+        if let Some(view) = &stats.view {
             for m in [percentile, Method::Entropy, Method::Mse] {
                 let key = match m {
                     Method::Percentile(p) => format!("percentile_{}", p.value()),
                     other => other.name().to_string(),
                 };
-                amax_by_method.insert(key, histogram.amax(m).amax);
+                amax_by_method.insert(key, view.amax(m).amax);
             }
         }
         let tie_group = group_of.get(name.as_str()).copied();
         let amax = match tie_group {
             Some(g) => group_amax[g],
-            None => amax_of(&stats.range, stats.histogram.as_ref(), method)?,
+            None => amax_of(&stats.range, stats.view.as_ref(), method)?,
         };
         tensors.insert(
             name,
@@ -471,12 +562,21 @@ fn assemble(
                 amax,
                 amax_by_method,
                 range: stats.range,
-                histogram: stats.histogram,
+                histogram: stats.view,
                 tie_group,
                 warnings,
             },
         );
     }
+    let tie_groups = groups
+        .into_iter()
+        .zip(group_amax)
+        .map(|(g, amax)| TieGroupStats {
+            tensors: g.tensors,
+            amax,
+            histogram: g.view,
+        })
+        .collect();
     Ok(CalibrationResult {
         method: method.name().to_string(),
         samples,
@@ -485,19 +585,19 @@ fn assemble(
         batches: 0,
         seconds: 0.0,
         tensors,
-        tie_groups: groups.to_vec(),
+        tie_groups,
     })
 }
 
-/// The amax of `method` from exact statistics and (for histogram methods) a fine histogram.
+/// The amax of `method` from exact statistics and (for histogram methods) the 2048-bin view.
 fn amax_of(
     range: &MaxCollector,
-    histogram: Option<&FineHistogram>,
+    view: Option<&Histogram>,
     method: Method,
 ) -> Result<f32, CalibError> {
-    Ok(match (method, histogram) {
+    Ok(match (method, view) {
         (Method::Max, _) => range.amax()?.amax,
-        (m, Some(fine)) => fine.to_histogram(range.abs_max())?.amax(m).amax,
+        (m, Some(view)) => view.amax(m).amax,
         (m, None) => {
             return Err(CalibError::NeedsHistogram {
                 method: m.name().to_string(),

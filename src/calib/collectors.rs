@@ -247,7 +247,7 @@ impl HistogramCollector {
         Self::from_parts(MaxCollector::default(), FineHistogram::new(), method)
     }
 
-    /// Assembles a collector from statistics gathered elsewhere (a device, a shard, calib.json);
+    /// Assembles a collector from statistics gathered elsewhere (a device, a shard);
     /// `range` and `fine` must describe the same values.
     pub fn from_parts(range: MaxCollector, fine: FineHistogram, method: Method) -> Self {
         Self {
@@ -262,7 +262,7 @@ impl HistogramCollector {
         &self.range
     }
 
-    /// The fine-grid histogram filled so far (what calib.json stores).
+    /// The fine-grid histogram filled so far (what tie groups merge).
     pub fn fine(&self) -> &FineHistogram {
         &self.fine
     }

@@ -35,7 +35,7 @@ pub enum CalibError {
         /// The method asked for.
         method: String,
     },
-    /// A fine-grid exponent outside the allowed range (a corrupt calib.json or device result).
+    /// A fine-grid exponent outside the allowed range (a corrupt stored histogram or device result).
     #[error("fine histogram exponent {exponent} is outside [{min}, {max}]")]
     FineExponent {
         /// The exponent as given.
@@ -45,14 +45,14 @@ pub enum CalibError {
         /// Largest allowed.
         max: i32,
     },
-    /// A stored run of fine bins reaches past the last bin.
-    #[error("fine histogram run of {len} bins starting at bin {start} does not fit in {bins} bins")]
-    FineRunOutOfRange {
+    /// A stored run of histogram bins reaches past the last bin (a corrupt calib.json).
+    #[error("histogram run of {len} bins starting at bin {start} does not fit in {bins} bins")]
+    RunOutOfRange {
         /// First bin of the run.
         start: usize,
         /// Bins in the run.
         len: usize,
-        /// Bins in a fine histogram.
+        /// Bins in the histogram.
         bins: usize,
     },
     /// A histogram (from calib.json or a device) does not have the fixed bin count.

@@ -1,9 +1,10 @@
-//! The fine-grid histogram: the one calibration statistic every backend fills, merges and stores.
+//! The fine-grid histogram: the one calibration statistic every backend fills and merges.
 //!
 //! Owns the fill rule that the CPU and CUDA paths both implement bit for bit, the exact regrid
-//! and merge, the calib.json encoding, and the one-time conversion into the 2048-bin
-//! [`Histogram`] the methods read. It does not track the abs-max (the [`MaxCollector`] does,
-//! exactly) and does not choose amaxes (the methods do).
+//! and merge, its serde form (runs of non-empty bins), and the one-time conversion into the
+//! 2048-bin [`Histogram`] the methods read. It does not track the abs-max (the [`MaxCollector`]
+//! does, exactly), does not choose amaxes (the methods do), and is not what calib.json stores
+//! (the 2048-bin views are: every method reads only those, and they are 8× smaller).
 //!
 //! [`MaxCollector`]: super::MaxCollector
 //!
@@ -67,6 +68,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::CalibError;
 use super::histogram::{BINS, Histogram};
+use super::runs::{self, Runs};
 
 /// Number of fine-grid bins.
 pub const FINE_BINS: usize = 16384;
@@ -139,31 +141,21 @@ impl Default for FineHistogram {
     }
 }
 
-/// The calib.json form: the exponent and the runs of consecutive non-empty bins, each as
+/// The stored form: the exponent and the runs of consecutive non-empty bins, each as
 /// `[first bin, [counts…]]` (activations leave most of the fine grid's tail empty).
 #[derive(Clone, Serialize, Deserialize)]
 struct StoredFineHistogram {
     exponent: i32,
-    runs: Vec<(usize, Vec<u64>)>,
+    runs: Runs,
     nan_count: u64,
     inf_count: u64,
 }
 
 impl From<FineHistogram> for StoredFineHistogram {
     fn from(histogram: FineHistogram) -> Self {
-        let mut runs: Vec<(usize, Vec<u64>)> = Vec::new();
-        for (index, &count) in histogram.bins.iter().enumerate() {
-            if count == 0 {
-                continue;
-            }
-            match runs.last_mut() {
-                Some((start, counts)) if *start + counts.len() == index => counts.push(count),
-                _ => runs.push((index, vec![count])),
-            }
-        }
         Self {
             exponent: histogram.exponent,
-            runs,
+            runs: runs::encode(&histogram.bins[..]),
             nan_count: histogram.nan_count,
             inf_count: histogram.inf_count,
         }
@@ -174,18 +166,7 @@ impl TryFrom<StoredFineHistogram> for FineHistogram {
     type Error = CalibError;
 
     fn try_from(stored: StoredFineHistogram) -> Result<Self, Self::Error> {
-        let mut bins = vec![0u64; FINE_BINS];
-        for (start, counts) in &stored.runs {
-            let target = start
-                .checked_add(counts.len())
-                .and_then(|end| bins.get_mut(*start..end))
-                .ok_or(CalibError::FineRunOutOfRange {
-                    start: *start,
-                    len: counts.len(),
-                    bins: FINE_BINS,
-                })?;
-            target.copy_from_slice(counts);
-        }
+        let bins = runs::decode(&stored.runs, FINE_BINS)?;
         Self::from_parts(stored.exponent, bins, stored.nan_count, stored.inf_count)
     }
 }
@@ -241,7 +222,7 @@ impl FineHistogram {
         Self::default()
     }
 
-    /// Assembles a histogram filled elsewhere (a device, calib.json), checking its shape.
+    /// Assembles a histogram filled elsewhere (a device, a stored file), checking its shape.
     /// `bins[i]` counts the finite |x| with `⌊|x| · 2^-exponent⌋ = i`.
     pub fn from_parts(
         exponent: i32,

@@ -5,24 +5,66 @@
 //! calibration statistic is the fine grid ([`FineHistogram`]), which is converted into this view
 //! once, at the end, with the exact abs-max as `range_max` (see `fine` for the rule and its error
 //! of at most 1/8 bin). 2048 bins and thresholds in bin units are what TensorRT's calibrators
-//! and pytorch-quantization's methods use.
+//! and pytorch-quantization's methods use. It is also what calib.json stores per tensor and per
+//! tie group (as runs of non-empty bins, validated on load), since the methods need nothing else.
 //!
 //! [`FineHistogram`]: super::FineHistogram
 
 use super::amax::{AmaxResult, ObservedSummary};
 use super::error::CalibError;
 use super::methods::{self, Method};
+use super::runs::{self, Runs};
+use serde::{Deserialize, Serialize};
 
 /// Number of histogram bins (TensorRT's entropy calibrator uses 2048).
 pub const BINS: usize = 2048;
 
 /// A 2048-bin histogram of |x| over `[0, range_max]`, plus NaN/Inf counts.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StoredHistogram", into = "StoredHistogram")]
 pub struct Histogram {
     range_max: f32,
     bins: Box<[u64; BINS]>,
     nan_count: u64,
     inf_count: u64,
+}
+
+/// The stored form: the range, the bin count (checked on load, so a file from a build with
+/// another count is refused) and the runs of consecutive non-empty bins.
+#[derive(Clone, Serialize, Deserialize)]
+struct StoredHistogram {
+    range_max: f32,
+    bins: usize,
+    runs: Runs,
+    nan_count: u64,
+    inf_count: u64,
+}
+
+impl From<Histogram> for StoredHistogram {
+    fn from(histogram: Histogram) -> Self {
+        Self {
+            range_max: histogram.range_max,
+            bins: BINS,
+            runs: runs::encode(&histogram.bins[..]),
+            nan_count: histogram.nan_count,
+            inf_count: histogram.inf_count,
+        }
+    }
+}
+
+impl TryFrom<StoredHistogram> for Histogram {
+    type Error = CalibError;
+
+    fn try_from(stored: StoredHistogram) -> Result<Self, Self::Error> {
+        if stored.bins != BINS {
+            return Err(CalibError::BinCount {
+                found: stored.bins,
+                expected: BINS,
+            });
+        }
+        let bins = runs::decode(&stored.runs, BINS)?;
+        Self::from_parts(stored.range_max, bins, stored.nan_count, stored.inf_count)
+    }
 }
 
 impl Histogram {
@@ -138,6 +180,39 @@ mod tests {
         for bad in [f32::NAN, f32::INFINITY, -1.0] {
             assert!(Histogram::from_parts(bad, vec![0; BINS], 0, 0).is_err());
         }
+    }
+
+    #[test]
+    fn json_stores_runs_and_round_trips() {
+        let mut bins = vec![0; BINS];
+        bins[..3].copy_from_slice(&[5, 6, 7]);
+        bins[BINS - 1] = 1;
+        let histogram = Histogram::from_parts(2.5, bins, 1, 2).unwrap();
+        let json = serde_json::to_value(&histogram).unwrap();
+        assert_eq!(json["bins"], BINS, "{json}");
+        assert_eq!(json["runs"].as_array().unwrap().len(), 2, "{json}");
+        assert_eq!(
+            serde_json::from_value::<Histogram>(json).unwrap(),
+            histogram
+        );
+    }
+
+    #[test]
+    fn stored_histogram_is_validated() {
+        let stored = |range: &str, bins: usize, runs: &str| {
+            let text = format!(
+                r#"{{"range_max": {range}, "bins": {bins}, "runs": {runs}, "nan_count": 0, "inf_count": 0}}"#
+            );
+            serde_json::from_str::<Histogram>(&text).map_err(|e| e.to_string())
+        };
+        assert!(stored("1.0", BINS, "[[0, [1]]]").is_ok());
+        let wrong_count = stored("1.0", 16384, "[]").unwrap_err();
+        assert!(wrong_count.contains("16384 bins"), "{wrong_count}");
+        let past_end = stored("1.0", BINS, "[[2047, [1, 1]]]").unwrap_err();
+        assert!(past_end.contains("bin 2047"), "{past_end}");
+        let negative = stored("-1.0", BINS, "[]").unwrap_err();
+        assert!(negative.contains("-1"), "{negative}");
+        assert!(stored("1e39", BINS, "[]").is_err(), "an infinite f32 range");
     }
 
     #[test]

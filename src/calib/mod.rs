@@ -3,7 +3,7 @@
 //! Owns turning observed values into amaxes (scale = amax / 127): the [`Collector`] trait and its
 //! single pass (exact abs-max plus a [`FineHistogram`] whose power-of-two grid grows by exact
 //! merges, so results never depend on batch order or split), the fine-grid rule shared with the
-//! CUDA path and calib.json, the 2048-bin [`Histogram`] view the methods read, the `max`,
+//! CUDA path, the 2048-bin [`Histogram`] view the methods read (and calib.json stores), the `max`,
 //! `percentile`, `entropy` and `mse` methods, tie groups, per-channel weight amaxes, and the
 //! degenerate-data policy (finite amax ≥ [`AMAX_FLOOR`], warnings as values).
 //! It does not run models (the `exec` backends feed batches), does not load calibration data,
@@ -16,12 +16,14 @@ pub mod data;
 mod error;
 mod fine;
 mod histogram;
+mod json_text;
 mod methods;
 mod npy;
+mod runs;
 mod weights;
 
 pub use amax::{AMAX_FLOOR, AmaxResult, AmaxWarning};
-pub use calibrate::{CalibrateError, CalibrationResult, TensorStats, calibrate};
+pub use calibrate::{CalibrateError, CalibrationResult, TensorStats, TieGroupStats, calibrate};
 pub use collectors::{
     Collector, HistogramCollector, MaxCollector, TensorCalibration, calibrate_tensor,
     tie_group_amax,
