@@ -542,14 +542,24 @@ pub(crate) fn eval_node_in_place(
 }
 
 /// Runs the conv `node` with the links of `fused` in its output loop, its output in storage
-/// from `spare` when a buffer fits; `Ok(None)` when the residual does not have the conv
-/// output's shape (run the nodes one by one instead).
+/// from `spare` when a buffer fits; `Ok(None)` when an input is not f32 or the residual does
+/// not have the conv output's shape (run the nodes one by one instead).
 pub(crate) fn eval_conv_fused(
     node: &Node,
     inputs: &[Option<&Tensor>],
     fused: &fusion::FusedConv,
     spare: &mut buffers::SpareBuffers,
 ) -> Result<Option<Tensor>, ExecError> {
+    // The epilogue is f32 only: other element types (FP16 graphs) run node by node, where
+    // eval_node widens and rounds them.
+    let all_f32 = inputs
+        .iter()
+        .flatten()
+        .chain(fused.residual.iter())
+        .all(|t| matches!(t, Tensor::F32(_)));
+    if !all_f32 {
+        return Ok(None);
+    }
     let ctx = Ctx { node, inputs };
     let epilogue = conv::Epilogue {
         residual: fused.residual,
