@@ -18,7 +18,7 @@ use trtq::exec::{Backend, CpuBackend, NoObserver, Observer};
 use trtq::graph::normalize::{NormalizeOptions, normalize};
 use trtq::graph::{Model, Node, Tensor, attr};
 use trtq::patterns::{tensorrt, transform};
-use trtq::quantize::{QuantConfig, insert_qdq};
+use trtq::quantize::{QuantConfig, insert_qdq, quantized_activations};
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -94,16 +94,8 @@ fn as_calibrated(path: &Path, input: &str, shape: &[usize]) -> Option<(Model, Ve
     normalize(&mut model, &opts, &trtq::fold_evaluator).ok()?;
     let fused = transform(&model, &tensorrt::library()).ok()?;
     let qdq = insert_qdq(&fused.model, &fused.matches, &QuantConfig::default()).ok()?;
-    let g = &qdq.graph;
-    let observed: BTreeSet<String> = g
-        .node_ids()
-        .map(|id| g.node(id))
-        .filter(|n| n.op_type == "QuantizeLinear")
-        .filter_map(|n| n.input(0))
-        .filter(|v| g.initializer(v).is_none())
-        .map(str::to_string)
-        .collect();
-    Some((fused.model, observed.into_iter().collect()))
+    let observed = quantized_activations(&[&qdq]);
+    Some((fused.model, observed))
 }
 
 /// Stands in for the calibration collectors: the abs-max of every observed tensor.

@@ -23,7 +23,7 @@ use crate::trt::driver::{BuildSettings, Trtexec, TypingPolicy};
 use crate::verify::{VerifyGates, verify};
 use crate::{Error, artifacts::OutputDir, ui};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -256,26 +256,6 @@ fn run_batch(
         inputs,
         batch,
     })
-}
-
-/// Activation tensors that carry a QuantizeLinear in any of `models` (the ones calibration observes).
-fn observed_tensors(models: &[&Model]) -> Vec<String> {
-    let mut set = BTreeSet::new();
-    for m in models {
-        let g = &m.graph;
-        for id in g.node_ids() {
-            let n = g.node(id);
-            if n.op_type == "QuantizeLinear"
-                && let Some(v) = n.input(0)
-                && g.initializer(v).is_none()
-                && g.producer(v)
-                    .is_none_or(|p| g.node(p).op_type != "DequantizeLinear")
-            {
-                set.insert(v.to_string());
-            }
-        }
-    }
-    set.into_iter().collect()
 }
 
 fn model_inputs(model: &Model) -> Result<Vec<ModelInput>, Error> {
@@ -521,7 +501,7 @@ pub fn build(config_path: &Path, opts: &BuildOptions) -> Result<Summary, Error> 
     let method = calib_method(&config)?;
     let mut q_models: Vec<&Model> = vec![&q.pattern];
     q_models.extend(q.uniform.as_ref());
-    let tensors = observed_tensors(&q_models);
+    let tensors = crate::quantize::quantized_activations(&q_models);
     let groups = if config.quantization.tie_groups {
         tie_groups(&q.pattern)
     } else {

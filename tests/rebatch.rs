@@ -16,7 +16,7 @@ use trtq::exec::{Backend, CpuBackend, ExecError, Observer};
 use trtq::graph::normalize::{NormalizeOptions, normalize};
 use trtq::graph::{Model, Tensor, attr};
 use trtq::patterns::{tensorrt, transform};
-use trtq::quantize::{QuantConfig, insert_qdq};
+use trtq::quantize::{QuantConfig, insert_qdq, quantized_activations};
 use trtq::rebatch::{RebatchError, check_same_model, normalize_at_batch};
 
 /// The CPU backend, recording how many samples each run held.
@@ -46,22 +46,6 @@ fn quantized(normalized: &Model) -> (Model, Model) {
     let result = transform(normalized, &tensorrt::library()).expect("transform");
     let qdq = insert_qdq(&result.model, &result.matches, &QuantConfig::default()).expect("Q/DQ");
     (result.model, qdq)
-}
-
-/// The activations the Q/DQ model quantizes (what calibration observes).
-fn observed(qdq: &Model) -> Vec<String> {
-    let g = &qdq.graph;
-    let mut tensors: Vec<String> = g
-        .node_ids()
-        .map(|id| g.node(id))
-        .filter(|n| n.op_type == "QuantizeLinear")
-        .filter_map(|n| n.input(0))
-        .filter(|v| g.initializer(v).is_none())
-        .map(str::to_string)
-        .collect();
-    tensors.sort();
-    tensors.dedup();
-    tensors
 }
 
 fn inputs_of(model: &Model) -> Vec<ModelInput> {
@@ -121,9 +105,13 @@ fn batch_8_matches_batch_1(path: &Path, input: &str, sample: &[i64], samples: us
     let (fused_8, qdq_8) = quantized(&batched);
     check_same_model(&fused_1, &fused_8, 1, 8).expect("same fused model");
     check_same_model(&qdq_1, &qdq_8, 1, 8).expect("same Q/DQ model");
-    let tensors = observed(&qdq_1);
+    let tensors = quantized_activations(&[&qdq_1]);
     assert!(!tensors.is_empty());
-    assert_eq!(observed(&qdq_8), tensors, "the same tensors are quantized");
+    assert_eq!(
+        quantized_activations(&[&qdq_8]),
+        tensors,
+        "the same tensors are quantized"
+    );
     assert_eq!(inputs_of(&fused_8)[0].dims[0], 8);
 
     let (one, runs_1) = calibrate_on(&fused_1, &tensors, samples);

@@ -27,8 +27,9 @@ pub use scales::{SCALES_KEY, TIE_GROUPS_KEY, set_activation_scales, tie_groups};
 pub use weights::{QuantizedWeight, quantize_weight};
 
 use crate::config::{QuantizationSection, TensorQuantSection};
-use crate::graph::GraphError;
+use crate::graph::{GraphError, Model};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 pub use crate::config::WeightsAs;
 
@@ -178,4 +179,25 @@ impl QuantConfig {
         }
         Ok(())
     }
+}
+
+/// Activation tensors that a QuantizeLinear reads in any of `models` (not initializers, not
+/// requantizations of a DequantizeLinear output), sorted: the tensors calibration observes.
+pub fn quantized_activations(models: &[&Model]) -> Vec<String> {
+    let mut set = BTreeSet::new();
+    for m in models {
+        let g = &m.graph;
+        for id in g.node_ids() {
+            let n = g.node(id);
+            if n.op_type == "QuantizeLinear"
+                && let Some(v) = n.input(0)
+                && g.initializer(v).is_none()
+                && g.producer(v)
+                    .is_none_or(|p| g.node(p).op_type != "DequantizeLinear")
+            {
+                set.insert(v.to_string());
+            }
+        }
+    }
+    set.into_iter().collect()
 }

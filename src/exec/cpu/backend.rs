@@ -310,33 +310,9 @@ impl Backend for CpuBackend {
 mod tests {
     use super::*;
     use crate::exec::NoObserver;
-    use crate::onnx::proto::{
-        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
-        ValueInfoProto, tensor_shape_proto,
-    };
+    use crate::exec::cpu::test_graph::{model, value};
+    use crate::onnx::proto::{GraphProto, NodeProto};
     use ndarray::{ArrayD, IxDyn};
-
-    fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
-        ValueInfoProto {
-            name: Some(name.into()),
-            r#type: Some(TypeProto {
-                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                    elem_type: Some(1),
-                    shape: Some(TensorShapeProto {
-                        dim: dims
-                            .iter()
-                            .map(|&d| tensor_shape_proto::Dimension {
-                                value: Some(dimension::Value::DimValue(d)),
-                                denotation: None,
-                            })
-                            .collect(),
-                    }),
-                })),
-                denotation: None,
-            }),
-            ..Default::default()
-        }
-    }
 
     /// x -> Relu -> a -> Neg -> b -> Relu -> y, all [n] float.
     fn chain(n: i64, last_op: &str) -> Model {
@@ -357,15 +333,7 @@ mod tests {
             output: vec![value("y", &[n])],
             ..Default::default()
         };
-        Model::from_proto(ModelProto {
-            graph: Some(graph),
-            opset_import: vec![OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(17),
-            }],
-            ..Default::default()
-        })
-        .unwrap()
+        model(graph)
     }
 
     fn input(n: usize) -> HashMap<String, Tensor> {

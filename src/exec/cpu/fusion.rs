@@ -157,35 +157,12 @@ pub(crate) fn resolve<'p, 't>(
 
 #[cfg(test)]
 mod tests {
+    use crate::exec::cpu::test_graph::{model, value};
     use crate::exec::{Backend, CpuBackend, NoObserver, Observer};
     use crate::graph::{Model, Tensor, attr};
-    use crate::onnx::proto::{
-        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
-        ValueInfoProto, tensor_shape_proto, type_proto,
-    };
+    use crate::onnx::proto::{GraphProto, NodeProto};
     use ndarray::{ArrayD, IxDyn};
     use std::collections::HashMap;
-
-    fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
-        let dim = dims
-            .iter()
-            .map(|&d| tensor_shape_proto::Dimension {
-                value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
-                denotation: None,
-            })
-            .collect();
-        ValueInfoProto {
-            name: Some(name.into()),
-            r#type: Some(TypeProto {
-                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                    elem_type: Some(1),
-                    shape: Some(TensorShapeProto { dim }),
-                })),
-                denotation: None,
-            }),
-            ..Default::default()
-        }
-    }
 
     fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
         NodeProto {
@@ -241,15 +218,7 @@ mod tests {
             output: vec![value("out", &[2, 4, 5, 6])],
             ..Default::default()
         };
-        Model::from_proto(ModelProto {
-            graph: Some(graph),
-            opset_import: vec![OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(17),
-            }],
-            ..Default::default()
-        })
-        .unwrap()
+        model(graph)
     }
 
     /// Wants the given values and keeps what it saw.

@@ -21,6 +21,8 @@ mod pool;
 mod quant;
 mod reduce;
 mod resize;
+#[cfg(test)]
+mod test_graph;
 mod values;
 pub(crate) mod window;
 

@@ -298,17 +298,7 @@ pub(crate) fn gemm(gpu: &Gpu, args: &Args) -> Eval {
         let Some(layout) = super::ops::gather_strides(&out, strides) else {
             return Ok(None);
         };
-        let (count, offset) = ((m * n) as i64, 0i64);
-        launch!(
-            gpu,
-            "gather_strided",
-            gpu.grid(m * n),
-            c,
-            &mut y,
-            &count,
-            &offset,
-            &layout
-        )?;
+        super::ops::gather_into(gpu, c, &mut y, m * n, 0, &layout)?;
         accumulate = 1.0;
     }
     sgemm(

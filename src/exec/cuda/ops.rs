@@ -130,6 +130,29 @@ pub(crate) fn gather_strides(out: &[usize], strides: [i64; MAX_RANK]) -> Option<
     Strides::new(out, strides, [0; MAX_RANK])
 }
 
+/// `y[i] = x[offset + Σ index_d · stride_d]` for the first `n` elements of `y`, the index
+/// walking `layout`'s output shape (Transpose, Slice, broadcast copies).
+pub(crate) fn gather_into(
+    gpu: &Gpu,
+    x: &CudaSlice<f32>,
+    y: &mut CudaSlice<f32>,
+    n: usize,
+    offset: i64,
+    layout: &Strides,
+) -> Result<(), ExecError> {
+    let count = n as i64;
+    launch!(
+        gpu,
+        "gather_strided",
+        gpu.grid(n),
+        x,
+        y,
+        &count,
+        &offset,
+        layout
+    )
+}
+
 /// The numpy broadcast of two shapes, `None` when they do not broadcast.
 fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let rank = a.len().max(b.len());
@@ -427,17 +450,7 @@ fn transpose(gpu: &Gpu, args: &Args) -> Eval {
     };
     let n = x.len();
     let mut y = alloc(gpu, n)?;
-    let (count, offset) = (n as i64, 0i64);
-    launch!(
-        gpu,
-        "gather_strided",
-        gpu.grid(n),
-        x,
-        &mut y,
-        &count,
-        &offset,
-        &strides
-    )?;
+    gather_into(gpu, x, &mut y, n, 0, &strides)?;
     Ok(Some(vec![Value::f32(y, out)]))
 }
 
@@ -514,17 +527,7 @@ fn slice(gpu: &Gpu, args: &Args) -> Eval {
         return Ok(None);
     }
     let mut y = alloc(gpu, n)?;
-    let count = n as i64;
-    launch!(
-        gpu,
-        "gather_strided",
-        gpu.grid(n),
-        x,
-        &mut y,
-        &count,
-        &offset,
-        &layout
-    )?;
+    gather_into(gpu, x, &mut y, n, offset, &layout)?;
     Ok(Some(vec![Value::f32(y, out)]))
 }
 
