@@ -7,11 +7,12 @@
 #   2. real models (scripts/fetch-models.sh); TRTQ_MODELS overrides target/models
 #   3. cargo fmt --check
 #   4. cargo clippy --all-targets -- -D warnings
-#   5. cargo build --release
-#   6. cargo test --release, with NVRTC from PyPI's nvidia-cuda-nvrtc wheel on LD_LIBRARY_PATH
+#   5. cargo test --release (it also builds target/release/trtq for the integration tests; a
+#      separate `cargo build --release` would compile every dependency a second time, with the
+#      feature set that excludes the dev-dependencies), with NVRTC from PyPI's nvidia-cuda-nvrtc wheel on LD_LIBRARY_PATH
 #      (tests/cuda_nvrtc.rs compiles every CUDA kernel source; TRTQ_REQUIRE_NVRTC=1 makes a
 #      missing NVRTC a failure instead of a skip)
-#   7. pytest tests/conformance against target/release/trtq (TRTQ_REQUIRE=1: a missing binary or
+#   6. pytest tests/conformance against target/release/trtq (TRTQ_REQUIRE=1: a missing binary or
 #      model fails instead of skipping; collecting no test at all fails too)
 # Needs only python3.11 (or python3) with venv and pip, cargo, and network access to PyPI and
 # crates.io on the first run.
@@ -55,9 +56,6 @@ cargo fmt --all -- --check
 
 stage "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
-
-stage "cargo build --release"
-cargo build --release
 
 stage "NVRTC for the CUDA kernel compile test (nvidia-cuda-nvrtc wheel)"
 nvrtc_wheel="nvidia-cuda-nvrtc==13.0.88"
