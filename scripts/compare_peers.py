@@ -176,11 +176,14 @@ RSS_LINE = "Maximum resident set size (kbytes):"
 
 
 def run_timed(run: Run, log_path: pathlib.Path, mem_limit_gib: float | None = None) -> Run:
-    """Runs `run.argv` as a child process (stdout+stderr to `log_path`), recording wall time and
-    peak RSS. The command runs under GNU time (`/usr/bin/time -v`, when installed), whose own
-    small process forks it, so the figure is the tool's alone (a child forked from this Python process would inherit
-    its RSS high-water mark). With `mem_limit_gib`, `prlimit --as` caps the tool's address space
-    so it cannot take the machine down."""
+    """Runs `run.argv` in the folder of `log_path` (tools drop temporary files into their working
+    folder), output to `log_path`, recording wall time and peak RSS. Stale outputs of an earlier
+    run are removed first. The command runs under GNU time (`/usr/bin/time -v`, when installed),
+    whose own small process forks it, so the figure is the tool's alone (a child forked from this
+    Python process would inherit its RSS high-water mark). With `mem_limit_gib`, `prlimit --as`
+    caps the tool's address space so it cannot take the machine down."""
+    for stale in run.outputs.values():
+        pathlib.Path(stale).unlink(missing_ok=True)
     argv = list(run.argv)
     if mem_limit_gib is not None:
         if not PRLIMIT.is_file():
@@ -196,7 +199,7 @@ def run_timed(run: Run, log_path: pathlib.Path, mem_limit_gib: float | None = No
         log.write("$ " + shlex.join(run.argv) + "\n")
         log.flush()
         start = time.monotonic()
-        done = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        done = subprocess.run(argv, cwd=log_path.parent, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         run.wall_s = time.monotonic() - start
     run.load_after = os.getloadavg()[0]
     text = log_path.read_text(errors="replace")
@@ -257,9 +260,23 @@ def ort_run(spec, calib, work, mem_limit_gib, method="entropy") -> Run:
     folder = work / spec.key / f"ort-{method}"
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / "model.qdq.onnx"
-    argv = [sys.executable, str(pathlib.Path(__file__).resolve()), "ort-quantize", "--model", str(spec.path),
-            "--calib", str(calib), "--input", spec.input_name, "--method", method, "--out", str(out),
-            "--work", str(folder)]
+    argv = [
+        sys.executable,
+        str(pathlib.Path(__file__).resolve()),
+        "ort-quantize",
+        "--model",
+        str(spec.path),
+        "--calib",
+        str(calib),
+        "--input",
+        spec.input_name,
+        "--method",
+        method,
+        "--out",
+        str(out),
+        "--work",
+        str(folder),
+    ]
     run = Run(spec.key, "ort", method, argv)
     run.outputs = {f"onnxruntime quantize_static ({method})": str(out)}
     return run_timed(run, folder / "log.txt", mem_limit_gib=mem_limit_gib)
@@ -273,10 +290,20 @@ def modelopt_run(spec, calib, work, method, python) -> Run:
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / "model.quant.onnx"
     shape = "x".join(str(d) for d in spec.shape)
-    argv = [python, "-m", "modelopt.onnx.quantization", f"--onnx_path={spec.path}", "--quantize_mode=int8",
-            f"--calibration_method={method}", f"--calibration_data_path={calib}",
-            f"--calibration_shapes={spec.input_name}:{shape}", "--calibration_eps", "cpu",
-            "--high_precision_dtype=fp32", f"--output_path={out}"]
+    argv = [
+        python,
+        "-m",
+        "modelopt.onnx.quantization",
+        f"--onnx_path={spec.path}",
+        "--quantize_mode=int8",
+        f"--calibration_method={method}",
+        f"--calibration_data_path={calib}",
+        f"--calibration_shapes={spec.input_name}:{shape}",
+        "--calibration_eps",
+        "cpu",
+        "--high_precision_dtype=fp32",
+        f"--output_path={out}",
+    ]
     run = Run(spec.key, "modelopt", method, argv)
     run.outputs = {f"ModelOpt ({method})": str(out)}
     return run_timed(run, folder / "log.txt")
@@ -286,7 +313,13 @@ def ort_quantize(args) -> None:
     """The `ort-quantize` subcommand: what a user of onnxruntime does for per-channel QDQ, as its
     docs say: an opset upgrade when below 13 (per-channel Q/DQ needs 13), quant_pre_process, then
     quantize_static with a data reader over the calibration .npy."""
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     work = pathlib.Path(args.work)
@@ -315,11 +348,20 @@ def ort_quantize(args) -> None:
             self.index += 1
             return {args.input: np.ascontiguousarray(samples[self.index - 1 : self.index])}
 
-    methods = {"entropy": CalibrationMethod.Entropy, "max": CalibrationMethod.MinMax,
-               "percentile": CalibrationMethod.Percentile}
+    methods = {
+        "entropy": CalibrationMethod.Entropy,
+        "max": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+    }
     quantize_static(
-        str(pre), args.out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=methods[args.method],
+        str(pre),
+        args.out,
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=methods[args.method],
         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
     )
 
@@ -378,7 +420,7 @@ def collect(path: pathlib.Path, inputs: dict[str, np.ndarray]) -> dict[str, np.n
     results: dict[str, list[np.ndarray]] = {label: [] for label in labels}
     for i in range(count):
         feed = {k: np.ascontiguousarray(v[i : i + 1]) for k, v in inputs.items()}
-        values = dict(zip(fetch, session.run(fetch, feed)))
+        values = dict(zip(fetch, session.run(fetch, feed), strict=True))
         for label, tensor in labels.items():
             results[label].append(np.asarray(values[tensor], np.float64))
     return {k: np.concatenate(v, axis=0) for k, v in results.items()}
@@ -404,7 +446,9 @@ def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float | None:
     return 10.0 * np.log10(signal / noise)
 
 
-def score(reference: pathlib.Path, candidates: dict[str, pathlib.Path], inputs: dict[str, np.ndarray]) -> dict[str, list[OutputScore]]:
+def score(
+    reference: pathlib.Path, candidates: dict[str, pathlib.Path], inputs: dict[str, np.ndarray]
+) -> dict[str, list[OutputScore]]:
     """THE scoring function: onnxruntime runs the FP32 `reference` and every candidate on the
     same `inputs`; SQNR per output and per logits tensor, top-1 agreement where the output is
     [N, C]. A candidate lacking an output of the reference scores None for it."""
@@ -441,15 +485,20 @@ def versions(modelopt_python: str, trtq_bin: pathlib.Path) -> dict[str, str]:
         "numpy": np.__version__,
     }
     try:
-        found["trtq"] = subprocess.run([str(trtq_bin), "--version"], capture_output=True, text=True, check=True).stdout.strip()
+        found["trtq"] = subprocess.run(
+            [str(trtq_bin), "--version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as e:
         found["trtq"] = f"unavailable ({e})"
     try:
-        found["trtq commit"] = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                                              capture_output=True, text=True, check=True).stdout.strip()
+        found["trtq commit"] = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         pass
-    probe = "import importlib.metadata as m; print(m.version('nvidia-modelopt'), m.version('onnxruntime'), m.version('torch'))"
+    probe = (
+        "import importlib.metadata as m; print(*(m.version(p) for p in ('nvidia-modelopt', 'onnxruntime', 'torch')))"
+    )
     done = subprocess.run([modelopt_python, "-c", probe], capture_output=True, text=True)
     if done.returncode == 0:
         mo, ort_v, torch_v = done.stdout.split()
@@ -498,26 +547,48 @@ def markdown(report: dict) -> str:
     ]
     for spec_note in report["notes"]:
         lines.append(f"- {spec_note}")
-    lines += ["", "## Time and peak memory (64-sample calibration, entropy unless said)", "",
-              "| model | tool | method | wall s | peak RSS MiB | status |", "|---|---|---|---:|---:|---|"]
+    lines += [
+        "",
+        "## Time and peak memory (64-sample calibration, entropy unless said)",
+        "",
+        "| model | tool | method | wall s | peak RSS MiB | status |",
+        "|---|---|---|---:|---:|---|",
+    ]
     for r in report["runs"]:
-        lines.append(f"| {r['model']} | {r['tool']} | {r['method']} | {fmt(r['wall_s'])} | "
-                     f"{fmt(r['peak_rss_mib'], 0)} | {r['status']} |")
-    lines += ["", "## trtq's speed-up (entropy) vs the faster peer that finished", "",
-              "| model | trtq s | faster peer | peer s | speed-up | trtq RSS MiB | peer RSS MiB |",
-              "|---|---:|---|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {r['model']} | {r['tool']} | {r['method']} | {fmt(r['wall_s'])} | "
+            f"{fmt(r['peak_rss_mib'], 0)} | {r['status']} |"
+        )
+    lines += [
+        "",
+        "## trtq's speed-up (entropy) vs the faster peer that finished",
+        "",
+        "| model | trtq s | faster peer | peer s | speed-up | trtq RSS MiB | peer RSS MiB |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
     for row in report["speedups"]:
-        lines.append(f"| {row['model']} | {fmt(row['trtq_s'])} | {row['peer']} | {fmt(row['peer_s'])} | "
-                     f"{row['ratio']} | {fmt(row['trtq_rss'], 0)} | {fmt(row['peer_rss'], 0)} |")
+        lines.append(
+            f"| {row['model']} | {fmt(row['trtq_s'])} | {row['peer']} | {fmt(row['peer_s'])} | "
+            f"{row['ratio']} | {fmt(row['trtq_rss'], 0)} | {fmt(row['peer_rss'], 0)} |"
+        )
     lines += ["", "## Accuracy vs FP32 on the evaluation set (SQNR dB; top-1 agreement)", ""]
     for model, table in report["scores"].items():
         names = [s["name"] for s in next(iter(table.values()))] if table else []
-        lines += [f"### {model}", "", "| candidate | " + " | ".join(f"SQNR {n}" for n in names) + " | top-1 |",
-                  "|---|" + "---:|" * (len(names) + 1)]
+        lines += [
+            f"### {model}",
+            "",
+            "| candidate | " + " | ".join(f"SQNR {n}" for n in names) + " | top-1 |",
+            "|---|" + "---:|" * (len(names) + 1),
+        ]
         for label, rows in table.items():
             top1 = [s["top1_agreement"] for s in rows if s["top1_agreement"] is not None]
-            lines.append(f"| {label} | " + " | ".join(fmt(s["sqnr_db"]) for s in rows) + " | "
-                         + (f"{top1[0]:.2f}" if top1 else "—") + " |")
+            lines.append(
+                f"| {label} | "
+                + " | ".join(fmt(s["sqnr_db"]) for s in rows)
+                + " | "
+                + (f"{top1[0]:.2f}" if top1 else "—")
+                + " |"
+            )
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -526,17 +597,31 @@ def speedups(runs: list[Run]) -> list[dict]:
     """Per model: trtq's entropy wall time against the faster peer's entropy run that finished."""
     rows = []
     for model in dict.fromkeys(r.model for r in runs):
-        mine = next((r for r in runs if r.model == model and r.tool == "trtq" and r.method == TIMED_METHOD and r.status == "ok"), None)
-        peers = [r for r in runs if r.model == model and r.tool != "trtq" and r.method == TIMED_METHOD and r.status == "ok"]
+        mine = next(
+            (
+                r
+                for r in runs
+                if r.model == model and r.tool == "trtq" and r.method == TIMED_METHOD and r.status == "ok"
+            ),
+            None,
+        )
+        peers = [
+            r for r in runs if r.model == model and r.tool != "trtq" and r.method == TIMED_METHOD and r.status == "ok"
+        ]
         if mine is None:
             continue
         best = min(peers, key=lambda r: r.wall_s, default=None)
-        rows.append({
-            "model": model, "trtq_s": mine.wall_s, "trtq_rss": mine.peak_rss_mib,
-            "peer": best.tool if best else "none finished", "peer_s": best.wall_s if best else float("nan"),
-            "peer_rss": best.peak_rss_mib if best else float("nan"),
-            "ratio": f"{best.wall_s / mine.wall_s:.2f}×" if best else "—",
-        })
+        rows.append(
+            {
+                "model": model,
+                "trtq_s": mine.wall_s,
+                "trtq_rss": mine.peak_rss_mib,
+                "peer": best.tool if best else "none finished",
+                "peer_s": best.wall_s if best else float("nan"),
+                "peer_rss": best.peak_rss_mib if best else float("nan"),
+                "ratio": f"{best.wall_s / mine.wall_s:.2f}×" if best else "—",
+            }
+        )
     return rows
 
 
@@ -559,12 +644,16 @@ def compare(args) -> dict:
         raise SystemExit(f"error: trtq binary {trtq_bin} not found: run `cargo build --release` or set TRTQ_BIN")
     report = {
         "command": shlex.join(["python", "scripts/compare_peers.py", *sys.argv[1:]]),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
         "load_start": os.getloadavg()[0],
         "versions": versions(args.modelopt_python, trtq_bin) if not args.smoke else {},
-        "n_calib": args.calib_samples, "n_eval": args.eval_samples,
-        "ort_mem_limit_gib": args.ort_mem_limit_gib, "notes": [], "runs": [], "scores": {},
+        "n_calib": args.calib_samples,
+        "n_eval": args.eval_samples,
+        "ort_mem_limit_gib": args.ort_mem_limit_gib,
+        "notes": [],
+        "runs": [],
+        "scores": {},
     }
     runs: list[Run] = []
     for key in args.models.split(","):
@@ -612,7 +701,10 @@ def compare(args) -> dict:
 
 
 def print_run(run: Run) -> None:
-    print(f"{run.model} {run.tool} {run.method}: {fmt(run.wall_s)} s, {fmt(run.peak_rss_mib, 0)} MiB, {run.status}", flush=True)
+    print(
+        f"{run.model} {run.tool} {run.method}: {fmt(run.wall_s)} s, {fmt(run.peak_rss_mib, 0)} MiB, {run.status}",
+        flush=True,
+    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -625,20 +717,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     q.add_argument("--method", default="entropy")
     q.add_argument("--out", required=True)
     q.add_argument("--work", required=True)
-    parser.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated: " + ",".join(ALL_MODELS) + ",demo")
+    parser.add_argument(
+        "--models", default=",".join(ALL_MODELS), help="comma-separated: " + ",".join(ALL_MODELS) + ",demo"
+    )
     parser.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma-separated: " + ",".join(ALL_TOOLS))
-    parser.add_argument("--methods", default=",".join(TRTQ_METHODS), help="trtq calibration methods (entropy is the timed one)")
+    parser.add_argument(
+        "--methods", default=",".join(TRTQ_METHODS), help="trtq calibration methods (entropy is the timed one)"
+    )
     parser.add_argument("--modelopt-methods", default=",".join(MODELOPT_METHODS))
-    parser.add_argument("--trtq-bin", default=str(TRTQ_BIN), help="the trtq binary (default: TRTQ_BIN or target/release/trtq)")
+    parser.add_argument(
+        "--trtq-bin", default=str(TRTQ_BIN), help="the trtq binary (default: TRTQ_BIN or target/release/trtq)"
+    )
     parser.add_argument("--modelopt-python", default=sys.executable, help="python with nvidia-modelopt[onnx]")
     parser.add_argument("--skip-slow", action="store_true", help="skip onnxruntime on PP-OCRv4 det")
     parser.add_argument("--calib-samples", type=int, default=64)
     parser.add_argument("--eval-samples", type=int, default=16)
-    parser.add_argument("--ort-mem-limit-gib", type=float, default=16.0)
+    parser.add_argument(
+        "--ort-mem-limit-gib",
+        type=float,
+        default=12.0,
+        help="address-space cap of onnxruntime's run (its entropy calibrator keeps every intermediate)",
+    )
     parser.add_argument("--work", default=str(REPO_ROOT / "build" / "peers"), help="data, configs, outputs, logs")
-    parser.add_argument("--report", default=str(REPO_ROOT / "bench-results" / "peers.md"), help="markdown output ('' for none)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="demo model, 4 calibration + 2 evaluation samples, entropy only, no report")
+    parser.add_argument(
+        "--report", default=str(REPO_ROOT / "bench-results" / "peers.md"), help="markdown output ('' for none)"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="demo model, 4 calibration + 2 evaluation samples, entropy only, no report"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.models, args.methods, args.modelopt_methods = "demo", "entropy", "entropy"
