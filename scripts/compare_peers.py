@@ -23,11 +23,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import hashlib
 import json
 import os
 import pathlib
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -285,16 +287,20 @@ def ort_run(spec, calib, work, mem_limit_gib, method="entropy") -> Run:
 def modelopt_run(spec, calib, work, method, python) -> Run:
     """ModelOpt's ONNX int8 PTQ command line: defaults except the CPU calibration provider (no
     GPU here), FP32 for the float part (an FP32-vs-FP32 comparison; its default is FP16) and the
-    calibration input shape (the Paddle models declare dynamic H×W)."""
+    calibration input shape (the Paddle models declare dynamic H×W). It gets a private copy of
+    the model (not timed): ModelOpt 0.47 rewrites its input file in place
+    (`onnx.shape_inference.infer_shapes_path(onnx_path)`) and writes intermediates beside it."""
     folder = work / spec.key / f"modelopt-{method}"
     folder.mkdir(parents=True, exist_ok=True)
+    source = folder / "model.onnx"
+    shutil.copyfile(spec.path, source)
     out = folder / "model.quant.onnx"
     shape = "x".join(str(d) for d in spec.shape)
     argv = [
         python,
         "-m",
         "modelopt.onnx.quantization",
-        f"--onnx_path={spec.path}",
+        f"--onnx_path={source}",
         "--quantize_mode=int8",
         f"--calibration_method={method}",
         f"--calibration_data_path={calib}",
@@ -629,6 +635,15 @@ def speedups(runs: list[Run]) -> list[dict]:
 # Driver
 
 
+def sha256_of(path: pathlib.Path) -> str:
+    """The file's sha256 (to prove no tool wrote into the model it was given)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def compare(args) -> dict:
     """Runs the comparison the flags select and returns the report (also written as JSON and
     markdown)."""
@@ -665,6 +680,7 @@ def compare(args) -> dict:
         if spec.note:
             report["notes"].append(f"{spec.title}: {spec.note}")
         calib, evalset = write_data(spec, work / key / "data", args.calib_samples, args.eval_samples)
+        original = sha256_of(spec.path)
         model_runs: list[Run] = []
         if "trtq" in tools:
             for method in args.methods.split(","):
@@ -680,6 +696,8 @@ def compare(args) -> dict:
             for method in args.modelopt_methods.split(","):
                 model_runs.append(modelopt_run(spec, calib, work, method, args.modelopt_python))
                 print_run(model_runs[-1])
+        if sha256_of(spec.path) != original:
+            raise SystemExit(f"error: {spec.path} changed during the runs: a tool wrote into its input")
         candidates = {label: pathlib.Path(p) for r in model_runs if r.status == "ok" for label, p in r.outputs.items()}
         inputs = {spec.input_name: np.load(evalset)}
         scores = score(spec.path, candidates, inputs)
