@@ -535,8 +535,9 @@ def markdown(report: dict) -> str:
         f"- Data: seeded random inputs, the same .npy files for every tool: {report['n_calib']} calibration "
         f"samples (seed 0) and {report['n_eval']} evaluation samples (seed 1), each uniform pixels in [0, 1) "
         "normalized with the model's mean/std, batch 1.",
-        "- Runs are sequential, one process each; wall time and peak RSS (`/usr/bin/time -v`'s maximum resident set size of the tool's process) include "
-        "everything the user waits for (process start, imports, model loading, writing outputs).",
+        "- Runs are sequential, one process each; wall time and peak RSS (`/usr/bin/time -v`'s maximum "
+        "resident set size of the tool's process) include everything the user waits for (process start, "
+        "imports, model loading, writing outputs).",
         "- trtq: `trtq -q build <config> --out <dir> --cpu` (release binary), config generated per model and "
         "method (in the work folder). trtq always evaluates; the configs give it 1 evaluation sample, which "
         "is included in its time.",
