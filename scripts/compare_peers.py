@@ -170,6 +170,11 @@ class Run:
     load_after: float | None = None
     log: str = ""
 
+    @property
+    def succeeded(self) -> bool:
+        """It exited 0 and wrote its outputs (its status may carry notes after "ok")."""
+        return self.status.split(";")[0] == "ok"
+
 
 NOTE = "peers-note: "  # a line of a tool's log that goes into its status
 GNU_TIME = pathlib.Path("/usr/bin/time")
@@ -639,16 +644,10 @@ def speedups(runs: list[Run]) -> list[dict]:
     rows = []
     for model in dict.fromkeys(r.model for r in runs):
         mine = next(
-            (
-                r
-                for r in runs
-                if r.model == model and r.tool == "trtq" and r.method == TIMED_METHOD and r.status == "ok"
-            ),
+            (r for r in runs if r.model == model and r.tool == "trtq" and r.method == TIMED_METHOD and r.succeeded),
             None,
         )
-        peers = [
-            r for r in runs if r.model == model and r.tool != "trtq" and r.method == TIMED_METHOD and r.status == "ok"
-        ]
+        peers = [r for r in runs if r.model == model and r.tool != "trtq" and r.method == TIMED_METHOD and r.succeeded]
         if mine is None:
             continue
         best = min(peers, key=lambda r: r.wall_s, default=None)
@@ -733,7 +732,7 @@ def compare(args) -> dict:
                 print_run(model_runs[-1])
         if sha256_of(spec.path) != original:
             raise SystemExit(f"error: {spec.path} changed during the runs: a tool wrote into its input")
-        candidates = {label: pathlib.Path(p) for r in model_runs if r.status == "ok" for label, p in r.outputs.items()}
+        candidates = {label: pathlib.Path(p) for r in model_runs if r.succeeded for label, p in r.outputs.items()}
         inputs = {spec.input_name: np.load(evalset)}
         scores = score(spec.path, candidates, inputs)
         report["scores"][spec.title] = {k: [dataclasses.asdict(s) for s in v] for k, v in scores.items()}
