@@ -7,15 +7,16 @@ function that runs FP32 and every quantized model in onnxruntime on the evaluati
 output and at the logits, top-1 agreement for classifiers), and bench-results/peers.md.
 Does not own: trtq itself (the release binary, TRTQ_BIN) or the peers' algorithms.
 
-One command reruns the whole comparison (from the repository root, in the venv made from
-scripts/requirements-peers.txt, after `cargo build --release`):
+One command reruns the whole comparison (it makes the two pinned venvs, builds the release binary
+and runs this script with the right interpreters; arguments pass through):
 
-    /work/peervenv/bin/python scripts/compare_peers.py
+    scripts/compare-peers.sh            # TRTQ_MODELS defaults to target/models
 
 Flags select models (--models det,cls,orientation,resnet50), tools (--tools trtq,ort,modelopt),
 trtq's methods for the accuracy table (--methods), and --skip-slow drops the peer runs known not to
 finish usefully here (onnxruntime's entropy calibrator on PP-OCRv4 det). --smoke runs the demo
 model with the tools given on 4 + 2 samples (tests/conformance/test_peers_smoke.py uses it).
+`render PEERS_JSON OUT_MD` rewrites the markdown of an earlier run without running any tool.
 """
 
 from __future__ import annotations
