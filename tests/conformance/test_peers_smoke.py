@@ -1,0 +1,85 @@
+"""scripts/compare_peers.py cannot rot: its --smoke mode builds the demo model with trtq and scores
+the result with the script's one scoring function, and that function measures what it says
+(exact SQNR on a known perturbation, logits found behind the nodes a quantizer puts after a final
+Softmax). The full comparison (bench-results/peers.md) is not part of CI."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import onnx
+from harness import DEMO_MODEL, REPO_ROOT
+from onnx import TensorProto, helper, numpy_helper
+
+_spec = importlib.util.spec_from_file_location("compare_peers", REPO_ROOT / "scripts" / "compare_peers.py")
+peers = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = peers  # dataclasses look their module up there
+_spec.loader.exec_module(peers)
+
+
+def test_smoke_builds_and_scores_the_demo_with_trtq(trtq_bin, tmp_path):
+    args = peers.parse_args(["--smoke", "--tools", "trtq", "--trtq-bin", str(trtq_bin), "--work", str(tmp_path)])
+    report = peers.compare(args)
+
+    [run] = report["runs"]
+    assert (run["tool"], run["method"]) == ("trtq", "entropy")
+    assert run["status"] == "ok", run["status"]
+    assert run["wall_s"] > 0
+    assert report["speedups"][0]["peer"] == "none finished"
+    [table] = report["scores"].values()
+    assert set(table) == {"trtq pattern (entropy)", "trtq uniform (entropy)"}
+    for label, rows in table.items():
+        [row] = rows  # the demo's one output, a Gemm: no logits to add
+        assert row["name"] == "logits"
+        assert row["sqnr_db"] is not None and 15.0 < row["sqnr_db"] < 80.0, (label, row)
+        assert 0.0 <= row["top1_agreement"] <= 1.0
+    assert (tmp_path / "peers.json").is_file()
+
+
+def test_the_reference_scores_identical_against_itself():
+    samples = np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)
+    [row] = peers.score(DEMO_MODEL, {"itself": DEMO_MODEL}, {"input": samples})["itself"]
+    assert row.sqnr_db is None
+    assert row.top1_agreement == 1.0
+
+
+def softmax_classifier(path, weight_scale: float) -> None:
+    """x[1,8] @ W[8,4] -> Softmax -> Q -> DQ -> Reshape -> y[1,4], as a quantizer leaves it."""
+    weight = np.linspace(-1.0, 1.0, 32, dtype=np.float32).reshape(8, 4) * np.float32(weight_scale)
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["prob"], axis=-1),
+        helper.make_node("QuantizeLinear", ["prob", "s", "z"], ["prob_q"]),
+        helper.make_node("DequantizeLinear", ["prob_q", "s", "z"], ["prob_dq"]),
+        helper.make_node("Reshape", ["prob_dq", "shape"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(weight, "W"),
+        numpy_helper.from_array(np.array(1 / 255, np.float32), "s"),
+        numpy_helper.from_array(np.array(0, np.uint8), "z"),
+        numpy_helper.from_array(np.array([1, 4], np.int64), "shape"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "softmax_classifier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_logits_are_found_behind_qdq_and_reshape_and_scored_exactly(tmp_path):
+    reference, scaled = tmp_path / "reference.onnx", tmp_path / "scaled.onnx"
+    softmax_classifier(reference, 1.0)
+    softmax_classifier(scaled, 1.01)  # logits off by exactly 1 %: SQNR 40 dB
+    assert peers.logits_of(onnx.load(reference)) == {"y": "scores"}
+
+    samples = np.random.default_rng(1).standard_normal((8, 8)).astype(np.float32)
+    rows = {r.name: r for r in peers.score(reference, {"scaled": scaled}, {"x": samples})["scaled"]}
+    assert set(rows) == {"y", "logits(y)"}
+    assert abs(rows["logits(y)"].sqnr_db - 40.0) < 1e-3
+    assert rows["logits(y)"].top1_agreement is None
+    assert rows["y"].top1_agreement == 1.0  # scaling logits by 1.01 keeps every arg-max
