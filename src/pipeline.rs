@@ -295,11 +295,12 @@ impl CalibrationDevice {
 
     /// The batch size `calibration.batch_size: auto` means here: on the GPU the largest that
     /// fits free device memory by the plan's peak live bytes per sample (see
-    /// [`crate::exec::cuda::auto_batch`]), on the CPU [`BatchSize::CPU_AUTO`].
+    /// [`crate::exec::cuda::auto_batch`]; [`BatchSize::GPU_UNPLANNED`] when it cannot be planned),
+    /// on the CPU the declared batch.
     #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
     fn auto_batch(&self, model: &Model, declared_batch: usize) -> usize {
         match self {
-            CalibrationDevice::Cpu => BatchSize::CPU_AUTO,
+            CalibrationDevice::Cpu => declared_batch,
             #[cfg(feature = "cuda")]
             CalibrationDevice::Cuda { info, .. } => {
                 match crate::exec::cuda::planned_peak_bytes(model) {
@@ -315,7 +316,7 @@ impl CalibrationDevice {
                         ));
                         batch
                     }
-                    _ => BatchSize::CPU_AUTO,
+                    _ => BatchSize::GPU_UNPLANNED,
                 }
             }
         }

@@ -202,15 +202,17 @@ pub enum Device {
 pub enum BatchSize {
     /// Exactly this many samples per batch (at least 1: [`Config::validate`](super::Config::validate)).
     Fixed(usize),
-    /// On the GPU the largest batch that fits device memory; on the CPU [`BatchSize::CPU_AUTO`].
+    /// On the GPU the largest batch that fits device memory; on the CPU the model's declared
+    /// batch (the CPU kernels already use every core at batch 1; a larger batch only multiplies
+    /// the live memory, bench-results/calibration-batch.md).
     Auto,
 }
 
 impl BatchSize {
-    /// The batch size `auto` means when calibration runs on the CPU.
-    pub const CPU_AUTO: usize = 8;
-    /// The default: 8 samples per batch.
-    pub const DEFAULT: Self = Self::Fixed(8);
+    /// The batch `auto` means on the GPU when the model's memory could not be planned.
+    pub const GPU_UNPLANNED: usize = 8;
+    /// The default: `auto`.
+    pub const DEFAULT: Self = Self::Auto;
 }
 
 impl Default for BatchSize {

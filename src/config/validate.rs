@@ -7,7 +7,7 @@
 use super::Config;
 use super::data::{DataSource, ImageData};
 use super::error::ConfigProblem;
-use super::schema::{BatchSize, Device, Target, TensorQuantSection};
+use super::schema::{BatchSize, Target, TensorQuantSection};
 
 /// The lowest opset trtq targets: per-channel QuantizeLinear/DequantizeLinear need 13.
 pub const MIN_OPSET: u32 = 13;
@@ -156,16 +156,6 @@ fn check_calibration(config: &Config) -> Result<(), ConfigProblem> {
             "calibration.batch_size",
             "must be at least 1",
             "a positive number, or `auto`",
-        ));
-    }
-    if calibration.batch_size == BatchSize::Auto && calibration.device == Device::Cpu {
-        return Err(problem(
-            "calibration.batch_size",
-            "`auto` sizes batches to GPU memory but `device: cpu` is set",
-            format!(
-                "give a number (e.g. {}) or use `device: auto`",
-                BatchSize::CPU_AUTO
-            ),
         ));
     }
     check_data("calibration.data", &calibration.data)
