@@ -12,7 +12,7 @@ sample's abs-max up to the overall abs-max. trtq's `entropy` is TensorRT's searc
 128 levels), which clips heavy tails; on the same collector 2048 bins clip too.
 
 If an onnxruntime upgrade changes any of this, these tests say so, and the peer comparison's
-like-for-like pairing (scripts/compare_peers.py, LIKE_FOR_LIKE) must be revisited.
+like-for-like table (scripts/compare_peers.py, ACCURACY_BARS) must be revisited.
 """
 
 from __future__ import annotations
