@@ -1,21 +1,22 @@
 #!/usr/bin/env python3
-"""How the 2048-bin view of trtq's fine-grid histogram changes the entropy amax, and what that
-does to accuracy (bench-results/peers-accuracy.md).
+"""How the histogram layout behind trtq's entropy amax changes it, and what that does to
+accuracy (bench-results/peers-accuracy.md).
 
 trtq histograms |x| once on a fine grid (16384 bins of width 2^e, scripts/calib_reference.py) and
 derives a 2048-bin view over [0, abs-max] by sending each fine bin to the view bin holding its
-centre. A view bin is then 4 to 8 fine bins wide but not a whole number of them, so every few bins
-one view bin gets one fine bin fewer: a periodic dip (up to 1/4 of the count) that the KL search
-of the entropy method reads as structure. This script recomputes the entropy amax of every
-activation a trtq Q/DQ model quantizes (tie groups as calib.json records them) from the same
-calibration data with three views, writes trtq's model with each set of scales, and scores them
+centre; a view bin is 4 to 8 fine bins wide but not a whole number of them, so every few bins one
+gets a fine bin fewer. The KL search of the entropy method can be ill-conditioned (a flat
+divergence curve, candidates whose edge bin is empty are infinite), so the grid alone may move its
+result. This script recomputes the entropy amax of every activation a trtq Q/DQ model quantizes
+(tie groups as calib.json records them) from the same calibration data with three views, writes
+trtq's model with each set of scales (and each with the Gemm weights left float), and scores them
 with scripts/compare_peers.py's `score`:
 
-- centre rule: trtq's own view (must reproduce calib.json's entropy amax);
+- centre rule: trtq's own view (reproduces calib.json's entropy amax);
 - whole fine bins: view bins of exactly k = ceil(abs-max / (2048 · 2^e)) fine bins, as many as
-  reach abs-max (1639 to 2048); exact, still order-independent; amax capped at abs-max;
-- direct: numpy's 2048-bin histogram of |x| over [0, abs-max] (pytorch-quantization's layout when
-  one batch sets the range), computed in a second pass.
+  reach abs-max (1639 to 2048): no periodic dips; amax capped at abs-max;
+- direct: numpy's 2048-bin histogram of |x| over [0, abs-max] (a two-pass layout: the first pass
+  fixes the range), computed in a second pass.
 
     python scripts/entropy_binning.py --fp32 M.onnx --trtq-out OUT --calib calib.npy \
         --eval eval.npy --input input --work /tmp/acc/binning --out result.json
