@@ -224,12 +224,31 @@ def jittered(plan: Plan, seed: int) -> Plan:
     return plan.with_activations({e: dataclasses.replace(q, scale=nudge(q.scale)) for e, q in plan.activations.items()})
 
 
+def classifier_float(fp32: onnx.ModelProto, plan: Plan) -> Plan:
+    """`plan` with the last Gemm/MatMul in float: its weight unquantized and no Q/DQ on its input
+    or on the Reshape/Flatten/Squeeze chain feeding it (what ModelOpt's GEMV rule does to the weight,
+    carried through to the input, since a float FC reads its input in float anyway)."""
+    producer = {o: n for n in fp32.graph.node for o in n.output}
+    linear = [n for n in fp32.graph.node if n.op_type in ("Gemm", "MatMul")]
+    if not linear:
+        return plan
+    chain, node = {linear[-1].output[0]}, producer.get(linear[-1].input[0])
+    while node is not None and node.op_type in ("Reshape", "Flatten", "Squeeze"):
+        chain.add(node.output[0])
+        node = producer.get(node.input[0])
+    return Plan(
+        {e: q for e, q in plan.activations.items() if e[0] not in chain},
+        {e: q for e, q in plan.weights.items() if e[0] != linear[-1].output[0]},
+    )
+
+
 def experiments(
     fp32: onnx.ModelProto, a: Plan, b: Plan, a_name: str, b_name: str, max_scales: dict[str, np.ndarray], jitters: int
 ):
     """(label, plan) pairs: both rebuilt as read, `jitters` 1-ulp jitters of `a`, the scale swaps
     (a tensor the other plan does not quantize keeps its own scale), abs-max scales on each
-    placement, the weight swap, and the group edits of each plan towards the other."""
+    placement, the weight swap, the group edits of each plan towards the other, and each plan with
+    its classifier in float."""
     yield f"{a_name} as read", a
     yield f"{b_name} as read", b
     for seed in range(jitters):
@@ -242,6 +261,8 @@ def experiments(
     yield f"{b_name} activations, {a_name} weights", Plan(b.activations, a.weights)
     yield from group_edits(fp32, a, a_name, b, b_name)
     yield from group_edits(fp32, b, b_name, a, a_name)
+    for plan, name in ((a, a_name), (b, b_name)):
+        yield f"{name}, classifier (last Gemm/MatMul: weight and input) float", classifier_float(fp32, plan)
 
 
 def main(argv: list[str]) -> None:
