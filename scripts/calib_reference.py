@@ -123,12 +123,13 @@ def kl_divergence(p, q):
 
 
 def entropy_edge(bins):
-    """TensorRT entropy threshold, in bins, computed candidate by candidate."""
+    """TensorRT entropy threshold, in bins, computed candidate by candidate (candidates up to
+    len(bins); trtq's views have 2048)."""
     counts = bins.astype(np.float64).copy()
     counts[0] = counts[1]
     if counts.sum() == 0:
-        return float(BINS)
-    edges = np.arange(FIRST_CANDIDATE, BINS + 1)
+        return float(counts.size)
+    edges = np.arange(FIRST_CANDIDATE, counts.size + 1)
     divergences = np.empty(edges.size)
     for index, edge in enumerate(edges):
         kept = counts[:edge]

@@ -37,6 +37,41 @@ def test_smoke_builds_and_scores_the_demo_with_trtq(trtq_bin, tmp_path):
         assert 0.0 <= row["top1_agreement"] <= 1.0
     assert (tmp_path / "peers.json").is_file()
 
+    peers.render(tmp_path / "peers.json", tmp_path / "peers.md")
+    text = (tmp_path / "peers.md").read_text()
+    assert "## Issue 4's accuracy bar: trtq pattern (entropy) minus each other candidate, dB" in text
+    assert "## Like with like: trtq pattern (max) minus each other candidate, dB" in text
+    # The demo's one bar row: pattern minus uniform is a number, the peers that did not run are "—".
+    [row] = [line for line in text.splitlines() if line.startswith("| demo resnet_tiny")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "logits" and cells[3:] == ["—", "—"], row
+    float(cells[2])  # pattern minus uniform, a number
+
+
+def test_like_with_like_bar_puts_trtq_max_against_the_peers_entropy_and_max():
+    def rows(sqnr):
+        return [
+            {"name": "y", "sqnr_db": sqnr, "top1_agreement": None},
+            {"name": "logits(y)", "sqnr_db": sqnr - 10.0, "top1_agreement": None},
+        ]
+
+    table = {
+        "trtq pattern (entropy)": rows(30.0),
+        "trtq pattern (max)": rows(32.0),
+        "trtq uniform (max)": rows(31.5),
+        "ModelOpt (entropy)": rows(33.0),
+        "ModelOpt (max)": rows(32.5),
+    }
+    [entropy_bar, max_bar] = peers.ACCURACY_BARS
+    metric, margins = peers.accuracy_margins(table, max_bar)
+    assert metric == "logits(y)"
+    assert margins["trtq uniform (max)"] == 0.5
+    assert margins["ModelOpt (entropy)"] == -1.0
+    assert margins["ModelOpt (max)"] == -0.5
+    assert np.isnan(margins["onnxruntime quantize_static (entropy)"])
+    assert peers.accuracy_margins(table, entropy_bar)[1]["ModelOpt (entropy)"] == -3.0
+    assert peers.accuracy_margins({"ModelOpt (entropy)": rows(1.0)}, max_bar) == (None, {})
+
 
 def test_the_reference_scores_identical_against_itself():
     samples = np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)
