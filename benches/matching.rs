@@ -31,18 +31,53 @@ fn stacked_blocks(nodes: usize) -> Model {
 
 fn matching(c: &mut Criterion) {
     let library = tensorrt::library();
+    let models: Vec<Model> = [1_000, 10_000, 100_000]
+        .into_iter()
+        .map(stacked_blocks)
+        .collect();
     let mut group = c.benchmark_group("find_matches");
     group.sample_size(10);
-    for nodes in [1_000, 10_000, 100_000] {
-        let model = stacked_blocks(nodes);
+    for model in &models {
         let n = model.graph.node_count();
-        assert_eq!(find_matches(&model, &library).unwrap().len(), 2 * (n / 7));
+        assert_eq!(find_matches(model, &library).unwrap().len(), 2 * (n / 7));
         group.throughput(Throughput::Elements(n as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &model, |bench, m| {
+        group.bench_with_input(BenchmarkId::from_parameter(n), model, |bench, m| {
             bench.iter(|| find_matches(black_box(m), &library).unwrap())
         });
     }
     group.finish();
+
+    // Controls for the growth of the per-node cost. `no_patterns`: the same call with an empty
+    // library, i.e. building the graph index alone (one name lookup per edge). `read_names`:
+    // no hashing and no search, just reading every byte of every name the index reads once
+    // (node inputs and outputs, initializers); its per-node cost can only grow with the
+    // working set, through cache and TLB misses.
+    let mut group = c.benchmark_group("controls");
+    group.sample_size(10);
+    for model in &models {
+        let n = model.graph.node_count();
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::new("no_patterns", n), model, |bench, m| {
+            bench.iter(|| find_matches(black_box(m), &[]).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("read_names", n), model, |bench, m| {
+            bench.iter(|| name_bytes(black_box(m)))
+        });
+    }
+    group.finish();
+}
+
+/// The sum of every byte of every node input/output and initializer name.
+fn name_bytes(model: &Model) -> u64 {
+    let g = &model.graph;
+    let sum = |name: &str| name.bytes().map(u64::from).sum::<u64>();
+    let nodes: u64 = g
+        .node_ids()
+        .map(|id| g.node(id))
+        .flat_map(|node| node.inputs.iter().chain(&node.outputs))
+        .map(|name| sum(name))
+        .sum();
+    nodes + g.initializers().map(|(name, _)| sum(name)).sum::<u64>()
 }
 
 criterion_group!(benches, matching);

@@ -298,6 +298,15 @@ impl Graph {
         self.consumers.get(value).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// The outer-scope values node `id` reads from inside its subgraph attributes (empty for a
+    /// node without subgraphs), in name order.
+    pub fn implicit_inputs(&self, id: NodeId) -> &[String] {
+        if self.implicit.is_empty() {
+            return &[];
+        }
+        self.implicit.get(&id).map(Vec::as_slice).unwrap_or(&[])
+    }
+
     /// True when `value` is a graph output.
     pub fn is_output(&self, value: &str) -> bool {
         self.outputs

@@ -10,10 +10,10 @@
 //! whole search is linear in the graph size for a fixed library, and deterministic (ties broken
 //! by node order).
 
-use super::index::{GraphIndex, ValueId};
+use super::index::{FxBuildHasher, GraphIndex, ValueId};
 use super::pattern::{Constraint, Form, Link, Pattern, Port, Predicate};
 use crate::graph::{Graph, NodeId};
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashMap;
 
 /// What a step of a form was bound to.
@@ -41,11 +41,16 @@ pub(crate) struct Found {
 impl Found {
     /// The matched nodes in step order.
     pub fn nodes(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.steps.iter().filter_map(|b| match b {
-            Bound::Node(id, _) => Some(*id),
-            _ => None,
-        })
+        bound_nodes(&self.steps)
     }
+}
+
+/// The nodes bound in `steps`, in step order.
+fn bound_nodes(steps: &[Bound]) -> impl Iterator<Item = NodeId> + '_ {
+    steps.iter().filter_map(|b| match b {
+        Bound::Node(id, _) => Some(*id),
+        _ => None,
+    })
 }
 
 /// Finds the matches of `patterns` in `g` (indexed as `index`), in topological order of their
@@ -53,15 +58,19 @@ impl Found {
 pub(crate) fn find_matches(g: &Graph, index: &GraphIndex, patterns: &[Pattern]) -> Vec<Found> {
     let capacity = index.position.len();
     // Op types interned to small integers: steps compare integers, not strings.
-    let mut by_op: HashMap<&str, Vec<NodeId>> = HashMap::new();
-    let mut op_ids: HashMap<&str, u32> = HashMap::new();
+    let mut op_ids: HashMap<&str, u32, FxBuildHasher> = HashMap::default();
+    let mut by_op: Vec<Vec<NodeId>> = Vec::new();
     let mut node_op = vec![u32::MAX; capacity];
     for &id in &index.order {
         let node = g.node(id);
         if node.is_onnx() {
-            by_op.entry(node.op_type.as_str()).or_default().push(id);
             let next = op_ids.len() as u32;
-            node_op[id] = *op_ids.entry(node.op_type.as_str()).or_insert(next);
+            let op = *op_ids.entry(node.op_type.as_str()).or_insert(next);
+            if op == next {
+                by_op.push(Vec::new());
+            }
+            by_op[op as usize].push(id);
+            node_op[id] = op;
         }
     }
     let mut forms: Vec<(usize, usize)> = patterns
@@ -71,9 +80,10 @@ pub(crate) fn find_matches(g: &Graph, index: &GraphIndex, patterns: &[Pattern]) 
         .collect();
     forms.sort_by_key(|&(p, f)| std::cmp::Reverse(patterns[p].forms[f].steps.len()));
 
-    let memo = RefCell::new(vec![Vec::new(); capacity]);
+    let predicates = Predicates::new(patterns, capacity);
     let mut claimed = vec![false; capacity];
     let mut found = Vec::new();
+    let mut state = Vec::new();
     for (p, f) in forms {
         let form = &patterns[p].forms[f];
         let Some(first) = form.steps.first() else {
@@ -89,11 +99,17 @@ pub(crate) fn find_matches(g: &Graph, index: &GraphIndex, patterns: &[Pattern]) 
                     .collect()
             })
             .collect();
-        let mut anchors: Vec<NodeId> = first
-            .ops
+        let link_from: Vec<Option<usize>> = form
+            .steps
             .iter()
-            .filter_map(|op| by_op.get(op))
-            .flatten()
+            .map(|st| match st.link {
+                Link::Consumer { of, .. } | Link::Producer { of, .. } => form.step(of),
+                Link::Anchor => None,
+            })
+            .collect();
+        let mut anchors: Vec<NodeId> = step_ops[0]
+            .iter()
+            .flat_map(|&op| &by_op[op as usize])
             .copied()
             .collect();
         if first.ops.len() > 1 {
@@ -108,25 +124,73 @@ pub(crate) fn find_matches(g: &Graph, index: &GraphIndex, patterns: &[Pattern]) 
                 index,
                 form,
                 step_ops: &step_ops,
+                link_from: &link_from,
                 node_op: &node_op,
                 claimed: &claimed,
-                memo: &memo,
+                predicates: &predicates,
             };
-            if let Some(steps) = search.run(anchor) {
-                let m = Found {
-                    pattern: p,
-                    form: f,
-                    steps,
-                };
-                for id in m.nodes() {
+            if search.run(anchor, &mut state) {
+                for id in bound_nodes(&state) {
                     claimed[id] = true;
                 }
-                found.push(m);
+                found.push(Found {
+                    pattern: p,
+                    form: f,
+                    steps: state.clone(),
+                });
             }
         }
     }
     found.sort_by_key(|m| m.nodes().map(|id| index.position[id]).min());
     found
+}
+
+/// Predicate results per node, computed once and shared by every try (forms repeat them).
+struct Predicates {
+    /// Each distinct predicate of the library, by the address of its test.
+    tests: Vec<usize>,
+    /// `tests.len()` entries per node id: 0 not computed yet, 1 false, 2 true.
+    results: Vec<Cell<u8>>,
+}
+
+impl Predicates {
+    fn new(patterns: &[Pattern], capacity: usize) -> Predicates {
+        let mut tests: Vec<usize> = Vec::new();
+        let constraints = patterns
+            .iter()
+            .flat_map(|p| &p.forms)
+            .flat_map(|f| &f.steps)
+            .flat_map(|s| &s.constraints);
+        for c in constraints {
+            if let Constraint::Holds(p) = c
+                && !tests.contains(&(p.test as usize))
+            {
+                tests.push(p.test as usize);
+            }
+        }
+        Predicates {
+            results: vec![Cell::new(0); tests.len() * capacity],
+            tests,
+        }
+    }
+
+    /// Whether `p` holds for node `id`.
+    fn holds(&self, g: &Graph, id: NodeId, p: Predicate) -> bool {
+        let Some(k) = self.tests.iter().position(|&t| t == p.test as usize) else {
+            return (p.test)(g, g.node(id));
+        };
+        let Some(known) = self.results.get(id * self.tests.len() + k) else {
+            return (p.test)(g, g.node(id));
+        };
+        match known.get() {
+            0 => {
+                let result = (p.test)(g, g.node(id));
+                known.set(1 + u8::from(result));
+                result
+            }
+            seen => seen == 2,
+        }
+    }
 }
 
 /// One try of one form at one anchor.
@@ -136,21 +200,29 @@ struct Search<'a> {
     form: &'a Form,
     /// Interned op types each step accepts.
     step_ops: &'a [Vec<u32>],
+    /// Per step, the step its link starts from (`None` for the anchor).
+    link_from: &'a [Option<usize>],
     /// Interned op type of each node (`u32::MAX` outside the default domain).
     node_op: &'a [u32],
     claimed: &'a [bool],
-    /// Predicate results per node, by predicate (shared by every try: forms repeat them).
-    memo: &'a RefCell<Vec<Vec<(usize, bool)>>>,
+    predicates: &'a Predicates,
 }
 
 impl Search<'_> {
-    fn run(&self, anchor: NodeId) -> Option<Vec<Bound>> {
-        let mut state = vec![Bound::Unset; self.form.steps.len()];
-        if !self.accepts(0, anchor, None, &state) {
-            return None;
+    /// Tries the form at `anchor`; on success `state` holds what each step was bound to.
+    fn run(&self, anchor: NodeId, state: &mut Vec<Bound>) -> bool {
+        state.clear();
+        state.resize(self.form.steps.len(), Bound::Unset);
+        self.bind(0, anchor, None, state)
+    }
+
+    /// Binds step `i` to node `id` if it accepts it and the later steps can be bound too.
+    fn bind(&self, i: usize, id: NodeId, slot: Option<usize>, state: &mut Vec<Bound>) -> bool {
+        if !self.accepts(i, id, slot, state) {
+            return false;
         }
-        state[0] = Bound::Node(anchor, None);
-        self.extend(1, &mut state).then_some(state)
+        state[i] = Bound::Node(id, slot);
+        self.extend(i + 1, state)
     }
 
     /// Binds steps `i..` by backtracking; true when every step is bound and the group is closed.
@@ -158,13 +230,23 @@ impl Search<'_> {
         let Some(step) = self.form.steps.get(i) else {
             return self.closed(state);
         };
-        for (id, slot) in self.candidates(step.link, state) {
-            if self.accepts(i, id, slot, state) {
-                state[i] = Bound::Node(id, slot);
-                if self.extend(i + 1, state) {
-                    return true;
-                }
-            }
+        let from = self.link_from[i].and_then(|j| self.resolve_step(j, state));
+        let bound = match (step.link, from) {
+            (Link::Consumer { slot, .. }, Some(src)) => self.output0(src).is_some_and(|v| {
+                self.index.readers(v).any(|(c, s)| {
+                    s.is_some_and(|s| slot.is_none_or(|want| want == s))
+                        && self.bind(i, c, s, state)
+                })
+            }),
+            (Link::Producer { slot, .. }, Some(src)) => self
+                .index
+                .input(src, slot)
+                .and_then(|v| self.index.producer(v))
+                .is_some_and(|p| self.bind(i, p, None, state)),
+            _ => false,
+        };
+        if bound {
+            return true;
         }
         if step.optional {
             state[i] = Bound::Absent;
@@ -176,41 +258,18 @@ impl Search<'_> {
         false
     }
 
-    /// The node standing for step `label`: itself, or for an absent optional step the node it
-    /// links from.
+    /// The node standing for step `label` (see [`Search::resolve_step`]).
     fn resolve(&self, label: &str, state: &[Bound]) -> Option<NodeId> {
-        let i = self.form.step(label)?;
-        match state[i] {
-            Bound::Node(id, _) => Some(id),
-            Bound::Absent => match self.form.steps[i].link {
-                Link::Consumer { of, .. } | Link::Producer { of, .. } => self.resolve(of, state),
-                Link::Anchor => None,
-            },
-            Bound::Unset => None,
-        }
+        self.resolve_step(self.form.step(label)?, state)
     }
 
-    fn candidates(&self, link: Link, state: &[Bound]) -> Vec<(NodeId, Option<usize>)> {
-        match link {
-            Link::Anchor => Vec::new(),
-            Link::Consumer { of, slot } => self
-                .resolve(of, state)
-                .and_then(|src| self.output0(src))
-                .map(|v| {
-                    self.index
-                        .readers(v)
-                        .filter_map(|(c, s)| s.map(|s| (c, s)))
-                        .filter(|&(_, s)| slot.is_none_or(|want| want == s))
-                        .map(|(c, s)| (c, Some(s)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            Link::Producer { of, slot } => self
-                .resolve(of, state)
-                .and_then(|src| self.index.input(src, slot))
-                .and_then(|v| self.index.producer(v))
-                .map(|p| vec![(p, None)])
-                .unwrap_or_default(),
+    /// The node standing for step `i`: itself, or for an absent optional step the node it links
+    /// from.
+    fn resolve_step(&self, i: usize, state: &[Bound]) -> Option<NodeId> {
+        match state[i] {
+            Bound::Node(id, _) => Some(id),
+            Bound::Absent => self.resolve_step(self.link_from[i]?, state),
+            Bound::Unset => None,
         }
     }
 
@@ -225,14 +284,11 @@ impl Search<'_> {
         let op = self.node_op.get(id).copied().unwrap_or(u32::MAX);
         if !self.step_ops[i].contains(&op)
             || self.claimed.get(id).copied().unwrap_or(true)
-            || state
-                .iter()
-                .any(|b| matches!(b, Bound::Node(other, _) if *other == id))
+            || bound_nodes(state).any(|other| other == id)
         {
             return false;
         }
-        let node = self.g.node(id);
-        let external = external_slot(node, slot);
+        let external = other_slot(self.index.inputs(id).len(), slot);
         let input = |s: usize| self.index.input(id, s);
         let is_const = |s: usize| input(s).map(|v| self.index.is_const(v));
         step.constraints.iter().all(|c| match *c {
@@ -251,60 +307,32 @@ impl Search<'_> {
                 slot: s,
                 label,
                 other_slot,
-            } => {
-                let other = self
-                    .resolve(label, state)
-                    .and_then(|o| self.index.input(o, other_slot));
-                input(s).is_some() && input(s) == other
-            }
-            Constraint::Holds(p) => self.holds(id, p),
+            } => self
+                .resolve(label, state)
+                .is_some_and(|o| self.index.same_input(self.g, (id, s), (o, other_slot))),
+            Constraint::Holds(p) => self.predicates.holds(self.g, id, p),
         })
-    }
-
-    /// A predicate's result for a node, computed once.
-    fn holds(&self, id: NodeId, p: Predicate) -> bool {
-        let key = p.test as usize;
-        if let Some(&(_, known)) = self
-            .memo
-            .borrow()
-            .get(id)
-            .and_then(|seen| seen.iter().find(|(k, _)| *k == key))
-        {
-            return known;
-        }
-        let result = (p.test)(self.g, self.g.node(id));
-        if let Some(seen) = self.memo.borrow_mut().get_mut(id) {
-            seen.push((key, result));
-        }
-        result
     }
 
     /// True when every matched node but the group's output node feeds only matched nodes.
     fn closed(&self, state: &[Bound]) -> bool {
-        let nodes: Vec<NodeId> = state
-            .iter()
-            .filter_map(|b| match b {
-                Bound::Node(id, _) => Some(*id),
-                _ => None,
-            })
-            .collect();
-        let Some((&last, inner)) = nodes.split_last() else {
+        let Some(last) = bound_nodes(state).last() else {
             return false;
         };
-        debug_assert!(!inner.contains(&last));
-        inner.iter().all(|&id| {
+        let in_group = |c: NodeId| bound_nodes(state).any(|id| id == c);
+        bound_nodes(state).filter(|&id| id != last).all(|id| {
             self.index.outputs(id).flatten().all(|v| {
-                !self.index.is_graph_output(v)
-                    && self.index.readers(v).all(|(c, _)| nodes.contains(&c))
+                !self.index.is_graph_output(v) && self.index.readers(v).all(|(c, _)| in_group(c))
             })
         })
     }
 }
 
-/// The input slot of a two-input node that is not `linked`.
-pub(crate) fn external_slot(node: &crate::graph::Node, linked: Option<usize>) -> Option<usize> {
+/// The input slot of a node with `slots` input slots that is not `linked`, among its first two
+/// (the external input of a two-input node).
+fn other_slot(slots: usize, linked: Option<usize>) -> Option<usize> {
     let linked = linked?;
-    (0..node.inputs.len().min(2)).find(|&s| s != linked)
+    (0..slots.min(2)).find(|&s| s != linked)
 }
 
 /// The tensor a QDQ point sits on, for a node bound through input `slot`.
@@ -315,7 +343,7 @@ pub(crate) fn port_value(
 ) -> Option<&str> {
     match port {
         Port::Input(s) => node.input(s),
-        Port::External => external_slot(node, slot).and_then(|s| node.input(s)),
+        Port::External => other_slot(node.inputs.len(), slot).and_then(|s| node.input(s)),
         Port::Output => node
             .outputs
             .first()
