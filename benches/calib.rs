@@ -35,6 +35,15 @@ fn passes(c: &mut Criterion) {
             collector
         })
     });
+    // A ReLU output: half the values are 0 and land in one bin back to back.
+    let relu: Vec<f32> = values.iter().map(|v| v.max(0.0)).collect();
+    group.bench_function("histogram_pass_4M_relu", |b| {
+        b.iter(|| {
+            let mut collector = HistogramCollector::new(Method::Entropy);
+            collector.observe(black_box(&relu));
+            collector
+        })
+    });
     group.finish();
 }
 

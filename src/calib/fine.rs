@@ -63,7 +63,6 @@
 //! bin of their common edge. (With `e` clamped at [`MIN_EXPONENT`], abs-max is below `2^-114`
 //! and every method's amax is raised to the floor anyway.)
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::error::CalibError;
@@ -86,8 +85,15 @@ pub const MAX_EXPONENT: i32 = 128 - FINE_BITS;
 /// exponent; it keeps indexing in bounds by construction).
 const TOP_FINE_BIN: f32 = (FINE_BINS - 1) as f32;
 
-/// Values per parallel task when filling; big enough to amortize a task's private bins.
-const PARALLEL_CHUNK: usize = 1 << 18;
+/// Private count arrays one fill rotates through (see `fill`).
+const FILL_LANES: usize = 4;
+
+/// Values a fill counts before adding its `u32` lanes into the `u64` bins: a lane then holds
+/// at most `LANE_FLUSH / FILL_LANES + FILL_LANES` per bin, far below `u32::MAX`.
+const LANE_FLUSH: usize = 1 << 30;
+
+/// Values from which a fill uses lanes (below, zeroing them would cost more than they save).
+const LANES_FROM: usize = 1 << 16;
 
 /// The smallest grid exponent in [[`MIN_EXPONENT`], [`MAX_EXPONENT`]] whose grid holds
 /// `abs_max`: `⌊abs_max · 2^-e⌋ < FINE_BINS`. `abs_max` is a finite |x| (0, negative, NaN or
@@ -171,49 +177,64 @@ impl TryFrom<StoredFineHistogram> for FineHistogram {
     }
 }
 
-/// Bin counts with their NaN/Inf counts: one parallel task's share of a fill.
-struct Counts {
-    bins: Box<[u64; FINE_BINS]>,
-    nan: u64,
-    inf: u64,
+/// The fine bin of `value` at `inverse_width` = `2^-e`; `Err(true)` for NaN, `Err(false)` for
+/// ±Inf.
+#[inline(always)]
+fn fine_bin(value: f32, inverse_width: f32) -> Result<usize, bool> {
+    let magnitude = value.abs();
+    if magnitude.is_finite() {
+        // Exact (see the module doc); the clamp never binds at a correct exponent, and the mask
+        // (a no-op on [0, FINE_BINS)) lets the compiler drop the bounds check.
+        let index = (magnitude * inverse_width).min(TOP_FINE_BIN) as u32 as usize;
+        Ok(index & (FINE_BINS - 1))
+    } else {
+        Err(magnitude.is_nan())
+    }
 }
 
-impl Counts {
-    fn new() -> Self {
-        Self {
-            bins: Box::new([0; FINE_BINS]),
-            nan: 0,
-            inf: 0,
-        }
-    }
-
-    /// Bins `values` by the fill rule with `inverse_width` = `2^-e`.
-    fn add(&mut self, values: &[f32], inverse_width: f32) {
+/// Bins `values` by the fill rule with `inverse_width` = `2^-e` into `bins`, returning the
+/// NaN and ±Inf counts.
+///
+/// From [`LANES_FROM`] values on, consecutive values count into [`FILL_LANES`] private `u32`
+/// arrays in turn: activations repeat a bin back to back (a ReLU output is half zeros), and
+/// with one array each increment waits for the previous store to the same counter. The lanes
+/// are added into the `u64` bins after at most [`LANE_FLUSH`] values, long before a `u32`
+/// could overflow.
+fn fill(bins: &mut [u64; FINE_BINS], values: &[f32], inverse_width: f32) -> (u64, u64) {
+    let mut non_finite = [0u64; 2];
+    if values.len() < LANES_FROM {
         for &value in values {
-            let magnitude = value.abs();
-            if magnitude.is_finite() {
-                // Exact (see the module doc); the clamp never binds at a correct exponent.
-                let index = (magnitude * inverse_width).min(TOP_FINE_BIN) as usize;
-                self.bins[index] += 1;
-            } else if magnitude.is_nan() {
-                self.nan += 1;
-            } else {
-                self.inf += 1;
+            match fine_bin(value, inverse_width) {
+                Ok(index) => bins[index] += 1,
+                Err(is_nan) => non_finite[usize::from(is_nan)] += 1,
+            }
+        }
+        return (non_finite[1], non_finite[0]);
+    }
+    let mut lanes = vec![[0u32; FINE_BINS]; FILL_LANES];
+    for piece in values.chunks(LANE_FLUSH) {
+        let mut groups = piece.chunks_exact(FILL_LANES);
+        for group in &mut groups {
+            for (lane, &value) in lanes.iter_mut().zip(group) {
+                match fine_bin(value, inverse_width) {
+                    Ok(index) => lane[index] += 1,
+                    Err(is_nan) => non_finite[usize::from(is_nan)] += 1,
+                }
+            }
+        }
+        for &value in groups.remainder() {
+            match fine_bin(value, inverse_width) {
+                Ok(index) => bins[index] += 1,
+                Err(is_nan) => non_finite[usize::from(is_nan)] += 1,
+            }
+        }
+        for lane in &mut lanes {
+            for (total, count) in bins.iter_mut().zip(lane.iter_mut()) {
+                *total += u64::from(std::mem::take(count));
             }
         }
     }
-
-    fn absorb(&mut self, other: &Self) {
-        add_bins(&mut self.bins[..], &other.bins[..]);
-        self.nan += other.nan;
-        self.inf += other.inf;
-    }
-}
-
-fn add_bins(into: &mut [u64], from: &[u64]) {
-    for (total, count) in into.iter_mut().zip(from) {
-        *total += count;
-    }
+    (non_finite[1], non_finite[0])
 }
 
 impl FineHistogram {
@@ -297,31 +318,23 @@ impl FineHistogram {
     }
 
     /// Adds one batch whose largest finite |x| is `batch_abs_max` (from a [`MaxCollector`] scan
-    /// of the same values): regrids to fit it, then bins every value.
+    /// of the same values): regrids to fit it, then bins every value. One thread: callers split
+    /// large batches into pieces (see [`super::HistogramCollector`]), which changes nothing
+    /// (module doc).
     ///
     /// [`MaxCollector`]: super::MaxCollector
     pub fn add(&mut self, values: &[f32], batch_abs_max: f32) {
         self.regrid(exponent_for(batch_abs_max));
-        let inverse_width = inverse_bin_width(self.exponent);
-        let counts = if values.len() <= 2 * PARALLEL_CHUNK {
-            let mut counts = Counts::new();
-            counts.add(values, inverse_width);
-            counts
-        } else {
-            values
-                .par_chunks(PARALLEL_CHUNK)
-                .fold(Counts::new, |mut counts, chunk| {
-                    counts.add(chunk, inverse_width);
-                    counts
-                })
-                .reduce(Counts::new, |mut left, right| {
-                    left.absorb(&right);
-                    left
-                })
-        };
-        add_bins(&mut self.bins[..], &counts.bins[..]);
-        self.nan_count += counts.nan;
-        self.inf_count += counts.inf;
+        let (nan, inf) = fill(&mut self.bins, values, inverse_bin_width(self.exponent));
+        self.nan_count += nan;
+        self.inf_count += inf;
+    }
+
+    /// The counts of another histogram on the same grid added to these.
+    fn add_bins(&mut self, other: &Self) {
+        for (total, count) in self.bins.iter_mut().zip(other.bins.iter()) {
+            *total += count;
+        }
     }
 
     /// Adds another histogram's counts (another batch, shard, thread or device), regridding
@@ -329,11 +342,11 @@ impl FineHistogram {
     pub fn merge(&mut self, other: &Self) {
         self.regrid(other.exponent);
         if other.exponent == self.exponent {
-            add_bins(&mut self.bins[..], &other.bins[..]);
+            self.add_bins(other);
         } else {
             let mut other = other.clone();
             other.regrid(self.exponent);
-            add_bins(&mut self.bins[..], &other.bins[..]);
+            self.add_bins(&other);
         }
         self.nan_count += other.nan_count;
         self.inf_count += other.inf_count;
@@ -471,17 +484,21 @@ mod tests {
     }
 
     #[test]
-    fn parallel_fill_equals_sequential_fill() {
-        let values: Vec<f32> = (0..(3 * PARALLEL_CHUNK + 17))
-            .map(|i| ((i as f32) * 0.618_034).sin() * 3.0)
+    fn pieces_binned_at_their_own_abs_max_equal_the_whole_batch() {
+        // What HistogramCollector's one-sweep observe relies on: each piece regrids to its own
+        // abs-max (the grid grows from piece to piece), the sum is the whole batch binned at once.
+        let values: Vec<f32> = (0..300_017)
+            .map(|i| ((i as f32) * 0.618_034).sin() * (1.0 + i as f32 / 1000.0))
             .collect();
+        let abs_max = |v: &[f32]| v.iter().fold(0f32, |m, x| m.max(x.abs()));
         let mut whole = FineHistogram::new();
-        whole.add(&values, 3.0);
+        whole.add(&values, abs_max(&values));
         let mut pieces = FineHistogram::new();
         for piece in values.chunks(1000) {
-            pieces.add(piece, 3.0);
+            pieces.add(piece, abs_max(piece));
         }
         assert_eq!(whole, pieces);
+        assert_eq!(whole.exponent(), exponent_for(abs_max(&values)));
     }
 
     #[test]
