@@ -23,11 +23,20 @@ def test_smoke_builds_and_scores_the_demo_with_trtq(trtq_bin, tmp_path):
     args = peers.parse_args(["--smoke", "--tools", "trtq", "--trtq-bin", str(trtq_bin), "--work", str(tmp_path)])
     report = peers.compare(args)
 
-    [run] = report["runs"]
-    assert (run["tool"], run["method"]) == ("trtq", "entropy")
-    assert run["status"] == "ok", run["status"]
-    assert run["wall_s"] > 0
-    assert report["speedups"][0]["peer"] == "none finished"
+    full, pattern_only = report["runs"]
+    assert [(r["tool"], r["method"]) for r in (full, pattern_only)] == [
+        ("trtq", "entropy"),
+        ("trtq", "entropy, pattern only"),
+    ]
+    for run in (full, pattern_only):
+        assert run["status"] == "ok", run["status"]
+        assert run["wall_s"] > 0
+    # The pattern-only build writes no uniform model and is the one the speed-up table times.
+    assert pattern_only["outputs"] == {}
+    assert not (tmp_path / "demo" / "trtq-entropy-pattern-only" / "out" / "model.uniform.qdq.onnx").exists()
+    assert (tmp_path / "demo" / "trtq-entropy-pattern-only" / "out" / "model.qdq.onnx").is_file()
+    [speedup] = report["speedups"]
+    assert (speedup["trtq_run"], speedup["peer"]) == ("entropy, pattern only", "none finished")
     [table] = report["scores"].values()
     assert set(table) == {"trtq pattern (entropy)", "trtq uniform (entropy)"}
     for label, rows in table.items():
