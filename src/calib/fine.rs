@@ -64,6 +64,7 @@
 //! and every method's amax is raised to the floor anyway.)
 
 use serde::{Deserialize, Serialize};
+use std::ops::AddAssign;
 
 use super::error::CalibError;
 use super::histogram::{BINS, Histogram};
@@ -177,18 +178,23 @@ impl TryFrom<StoredFineHistogram> for FineHistogram {
     }
 }
 
-/// The fine bin of `value` at `inverse_width` = `2^-e`; `Err(true)` for NaN, `Err(false)` for
-/// ±Inf.
+/// Counts `value` by the fill rule with `inverse_width` = `2^-e`: into its fine bin of `counts`,
+/// or, for ±Inf and NaN, into `non_finite` (`[Inf, NaN]`).
 #[inline(always)]
-fn fine_bin(value: f32, inverse_width: f32) -> Result<usize, bool> {
+fn count<C: AddAssign + From<u8>>(
+    counts: &mut [C; FINE_BINS],
+    non_finite: &mut [u64; 2],
+    value: f32,
+    inverse_width: f32,
+) {
     let magnitude = value.abs();
     if magnitude.is_finite() {
         // Exact (see the module doc); the clamp never binds at a correct exponent, and the mask
         // (a no-op on [0, FINE_BINS)) lets the compiler drop the bounds check.
         let index = (magnitude * inverse_width).min(TOP_FINE_BIN) as u32 as usize;
-        Ok(index & (FINE_BINS - 1))
+        counts[index & (FINE_BINS - 1)] += C::from(1);
     } else {
-        Err(magnitude.is_nan())
+        non_finite[usize::from(magnitude.is_nan())] += 1;
     }
 }
 
@@ -204,10 +210,7 @@ fn fill(bins: &mut [u64; FINE_BINS], values: &[f32], inverse_width: f32) -> (u64
     let mut non_finite = [0u64; 2];
     if values.len() < LANES_FROM {
         for &value in values {
-            match fine_bin(value, inverse_width) {
-                Ok(index) => bins[index] += 1,
-                Err(is_nan) => non_finite[usize::from(is_nan)] += 1,
-            }
+            count(bins, &mut non_finite, value, inverse_width);
         }
         return (non_finite[1], non_finite[0]);
     }
@@ -216,21 +219,15 @@ fn fill(bins: &mut [u64; FINE_BINS], values: &[f32], inverse_width: f32) -> (u64
         let mut groups = piece.chunks_exact(FILL_LANES);
         for group in &mut groups {
             for (lane, &value) in lanes.iter_mut().zip(group) {
-                match fine_bin(value, inverse_width) {
-                    Ok(index) => lane[index] += 1,
-                    Err(is_nan) => non_finite[usize::from(is_nan)] += 1,
-                }
+                count(lane, &mut non_finite, value, inverse_width);
             }
         }
         for &value in groups.remainder() {
-            match fine_bin(value, inverse_width) {
-                Ok(index) => bins[index] += 1,
-                Err(is_nan) => non_finite[usize::from(is_nan)] += 1,
-            }
+            count(bins, &mut non_finite, value, inverse_width);
         }
         for lane in &mut lanes {
-            for (total, count) in bins.iter_mut().zip(lane.iter_mut()) {
-                *total += u64::from(std::mem::take(count));
+            for (total, lane_count) in bins.iter_mut().zip(lane.iter_mut()) {
+                *total += u64::from(std::mem::take(lane_count));
             }
         }
     }
