@@ -281,6 +281,13 @@ impl HistogramCollector {
 /// Values a histogram sweep scans and then bins while they are still in cache.
 const SWEEP_CHUNK: usize = 1 << 19;
 
+/// One step of a histogram sweep: scans `chunk`, bins it at its own abs-max, adds both.
+fn sweep_into(range: &mut MaxCollector, fine: &mut FineHistogram, chunk: &[f32]) {
+    let stats = MaxCollector::scan(chunk);
+    fine.add(chunk, stats.abs_max());
+    range.merge(&stats);
+}
+
 impl Collector for HistogramCollector {
     /// Scans and bins the batch in one sweep over memory (both cores for large batches): each
     /// chunk is scanned and then binned at its own abs-max while still in cache (scanning the
@@ -288,19 +295,15 @@ impl Collector for HistogramCollector {
     /// chunk is a batch of the fine grid's rule, so this equals binning the whole batch at its
     /// abs-max, bit for bit ([`super::fine`]: the counts do not depend on how values are split).
     fn observe(&mut self, values: &[f32]) {
-        let sweep = |(mut range, mut fine): (MaxCollector, FineHistogram), chunk: &[f32]| {
-            let stats = MaxCollector::scan(chunk);
-            fine.add(chunk, stats.abs_max());
-            range.merge(&stats);
-            (range, fine)
-        };
         if values.len() <= SWEEP_CHUNK {
-            let batch = MaxCollector::scan(values);
-            self.fine.add(values, batch.abs_max());
-            self.range.merge(&batch);
+            sweep_into(&mut self.range, &mut self.fine, values);
             return;
         }
         let empty = || (MaxCollector::default(), FineHistogram::new());
+        let sweep = |(mut range, mut fine): (MaxCollector, FineHistogram), chunk: &[f32]| {
+            sweep_into(&mut range, &mut fine, chunk);
+            (range, fine)
+        };
         let (batch, fine) = values.par_chunks(SWEEP_CHUNK).fold(empty, sweep).reduce(
             empty,
             |(mut range, mut fine), (other_range, other_fine)| {
